@@ -1,0 +1,3 @@
+module github.com/nodereboot/nodereboot
+
+go 1.26.0

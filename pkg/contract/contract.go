@@ -1,0 +1,133 @@
+package contract
+
+import (
+	"fmt"
+	"time"
+)
+
+// Prefix is the prefix of every label and annotation nodereboot owns.
+const Prefix = "nodereboot.io/"
+
+// DefaultConditionType is the node condition the detector writes and the
+// controller reads by default.
+const DefaultConditionType = "RebootRequired"
+
+// Labels and annotations. Each has exactly one writer, named in its comment.
+const (
+	// LabelDisabled=true opts a node out. Writer: a person.
+	LabelDisabled = Prefix + "disabled"
+
+	// AnnotationRebootRequested asks for a reboot without the condition; any
+	// value. Writer: a person; removed by the controller when the reboot is done.
+	AnnotationRebootRequested = Prefix + "reboot-requested"
+
+	// AnnotationState is where the node is in the controller's pipeline (a
+	// State). Absent means idle. Writer: controller.
+	AnnotationState = Prefix + "state"
+	// AnnotationStateSince is the RFC 3339 time of the last state change;
+	// timeouts count from it. Writer: controller.
+	AnnotationStateSince = Prefix + "state-since"
+	// AnnotationStateReason says why a node is in its state (for Failed: what
+	// failed). Writer: controller.
+	AnnotationStateReason = Prefix + "state-reason"
+	// AnnotationCordonedByUs is present only when the controller made the node
+	// unschedulable, so it never uncordons an administrator's cordon. Writer:
+	// controller.
+	AnnotationCordonedByUs = Prefix + "cordoned-by-us"
+	// AnnotationRebootAuthorized holds the boot ID that may reboot. The
+	// detector reboots only when it equals its own current boot ID. Writer:
+	// controller.
+	AnnotationRebootAuthorized = Prefix + "reboot-authorized"
+	// AnnotationLastReboot is the RFC 3339 time of the last completed reboot
+	// (for --min-reboot-interval). Writer: controller.
+	AnnotationLastReboot = Prefix + "last-reboot"
+	// AnnotationNotBefore is an RFC 3339 time before which the controller will
+	// not take the node again (after a failed drain). Writer: controller.
+	AnnotationNotBefore = Prefix + "not-before"
+
+	// AnnotationRebooting is the boot ID the detector was running when it
+	// issued the reboot. Writer: detector (it also removes it after boot).
+	AnnotationRebooting = Prefix + "rebooting"
+)
+
+// State is the value of AnnotationState.
+type State string
+
+// The states of a node in the controller's pipeline. A node in any of them
+// counts against --max-concurrent: it is "out".
+const (
+	// StateIdle is the absence of the annotation: nothing in progress.
+	StateIdle State = ""
+	// StateDraining: the node is cordoned and its pods are being evicted.
+	StateDraining State = "Draining"
+	// StateAuthorized: reboot-authorized is set; waiting for a new boot ID.
+	StateAuthorized State = "Authorized"
+	// StateRebooted: a new boot ID was seen and the node is Ready; it soaks
+	// for --post-reboot-soak before it is uncordoned.
+	StateRebooted State = "Rebooted"
+	// StateFailed: the pipeline stopped (reboot timeout, drain failure with
+	// --on-drain-failure=hold). The node keeps its slot until an operator
+	// removes the state annotation.
+	StateFailed State = "Failed"
+)
+
+// ParseState validates an AnnotationState value.
+func ParseState(s string) (State, error) {
+	switch st := State(s); st {
+	case StateIdle, StateDraining, StateAuthorized, StateRebooted, StateFailed:
+		return st, nil
+	default:
+		return "", fmt.Errorf("unknown state %q (want one of %s, %s, %s, %s)", s,
+			StateDraining, StateAuthorized, StateRebooted, StateFailed)
+	}
+}
+
+// Active reports whether a node in this state counts against --max-concurrent.
+func (s State) Active() bool { return s != StateIdle }
+
+// FormatTime formats t for the time annotations (RFC 3339, UTC, seconds).
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// ParseTime parses a time annotation written by FormatTime.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("invalid time %q: want RFC 3339, for example 2026-11-25T18:00:00Z", s)
+	}
+	return t, nil
+}
+
+// Event reasons, as `kubectl get events --field-selector reason=...` finds them.
+const (
+	// Detector.
+	ReasonRebootRequired     = "RebootRequired"
+	ReasonRebootNotRequired  = "RebootNotRequired"
+	ReasonRebootUnknown      = "RebootRequiredUnknown"
+	ReasonSentinelUnreadable = "SentinelUnreadable"
+	ReasonRebooting          = "Rebooting"
+	ReasonRebootFailed       = "RebootFailed"
+	ReasonRebooted           = "Rebooted"
+	ReasonInvalidAnnotation  = "InvalidAnnotation"
+
+	// Controller.
+	ReasonRebootQueued     = "RebootQueued"
+	ReasonCordoned         = "Cordoned"
+	ReasonDraining         = "Draining"
+	ReasonDrained          = "Drained"
+	ReasonRebootAuthorized = "RebootAuthorized"
+	ReasonUncordoned       = "Uncordoned"
+	ReasonRebootDone       = "RebootCompleted"
+	ReasonEvictionBlocked  = "EvictionBlocked"
+	ReasonDrainFailed      = "DrainFailed"
+	ReasonRebootTimeout    = "RebootTimeout"
+	ReasonRebootBlocked    = "RebootBlocked"
+	ReasonRebootTooSoon    = "RebootRequiredAgain"
+	ReasonDryRun           = "DryRun"
+)
+
+// Component names: the event source and the user agent of each binary, so
+// that events and the API server's request metrics tell them apart.
+const (
+	DetectorComponent   = "nodereboot-detector"
+	ControllerComponent = "nodereboot-controller"
+)
