@@ -1,0 +1,94 @@
+package sentinel
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+// maxOutput bounds the command output quoted in a message.
+const maxOutput = 256
+
+// CommandProbe observes by running a command: exit code 0 means a reboot is
+// required, 1 means it is not, and anything else (not found, killed by a
+// signal, timed out, another exit code) is Unknown, never "required".
+type CommandProbe struct {
+	// Argv is the command and its arguments (no shell is involved).
+	Argv []string
+	// Timeout bounds one run; the command and everything it started (its
+	// process group) is killed after it.
+	Timeout time.Duration
+}
+
+// Observe runs the command once.
+func (p CommandProbe) Observe(ctx context.Context) Observation {
+	if len(p.Argv) == 0 {
+		return Observation{Status: v1.ConditionUnknown, Reason: ReasonCommandFailed, Message: "Sentinel command is empty"}
+	}
+	if p.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.Timeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, p.Argv[0], p.Argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err := cmd.Run()
+	return classifyExit(strings.Join(p.Argv, " "), err, ctx.Err(), out.String())
+}
+
+// classifyExit turns the result of running the command into an observation.
+// ctxErr is the context's error after the run (a timeout kills the command).
+func classifyExit(command string, err, ctxErr error, output string) Observation {
+	failed := func(format string, args ...any) Observation {
+		msg := fmt.Sprintf("Sentinel command %q ", command) + fmt.Sprintf(format, args...)
+		if o := shorten(output, maxOutput); o != "" {
+			msg += ": " + o
+		}
+		return Observation{Status: v1.ConditionUnknown, Reason: ReasonCommandFailed, Message: msg}
+	}
+	if ctxErr != nil {
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			return failed("timed out")
+		}
+		return failed("was cancelled")
+	}
+	if err == nil {
+		return Observation{Status: v1.ConditionTrue, Reason: ReasonCommandRequired,
+			Message: fmt.Sprintf("Sentinel command %q exited 0: reboot required", command)}
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return failed("could not run: %v", err)
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return failed("was killed by signal %s", ws.Signal())
+	}
+	switch code := ee.ExitCode(); code {
+	case 1:
+		return Observation{Status: v1.ConditionFalse, Reason: ReasonCommandNotRequired,
+			Message: fmt.Sprintf("Sentinel command %q exited 1: reboot not required", command)}
+	default:
+		return failed("exited %d (want 0 for required, 1 for not required)", code)
+	}
+}
+
+// shorten returns s trimmed to one line of at most max bytes.
+func shorten(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return s
+}
