@@ -1,0 +1,335 @@
+package nodesim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/nodereboot/nodereboot/e2e/framework"
+)
+
+// PoweredOffAnnotation is set on a node while it is "rebooting"; the kwok
+// stages of the local control plane leave such a node alone.
+const PoweredOffAnnotation = "sim.nodereboot.io/powered-off"
+
+// Config describes one simulated node's host.
+type Config struct {
+	// NodeName is the kwok node this host belongs to. It must exist.
+	NodeName string
+	// Dir holds the host's files; default a new temporary folder.
+	Dir string
+	// RebootDelay is how long the node stays down during a reboot.
+	RebootDelay time.Duration
+	// Agent, when set, gives the binary and arguments of the agent (the
+	// detector) that runs on the host; it is started with the node and again
+	// after every reboot.
+	Agent func(n *Node) (path string, args []string)
+	// LogDir receives the agent's log; default Dir.
+	LogDir string
+}
+
+// Reboot is one completed simulated reboot.
+type Reboot struct {
+	Node      string    `json:"node"`
+	Requested time.Time `json:"requested"`
+	Up        time.Time `json:"up"`
+	OldBootID string    `json:"oldBootID"`
+	NewBootID string    `json:"newBootID"`
+}
+
+// Node is a simulated host.
+type Node struct {
+	cfg    Config
+	client kubernetes.Interface
+
+	runDir, bootIDFile, requestFile, logFile string
+	agent                                    *framework.Process
+
+	mu      sync.Mutex
+	bootID  string
+	reboots []Reboot
+	changed chan struct{} // closed and replaced on every completed reboot
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start starts a simulated host for a test and stops it when the test ends.
+func Start(t testing.TB, c *framework.Cluster, cfg Config) *Node {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	if cfg.LogDir == "" {
+		cfg.LogDir = c.LogDir
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := New(ctx, c.Client, cfg)
+	if err != nil {
+		t.Fatalf("node simulator %s: %v", cfg.NodeName, err)
+	}
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// New sets up the host's files from the node's current boot ID, starts the
+// agent and begins serving reboot requests. Stop ends it.
+func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Node, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("nodesim: Config.Dir is required")
+	}
+	if cfg.LogDir == "" {
+		cfg.LogDir = cfg.Dir
+	}
+	node, err := client.CoreV1().Nodes().Get(ctx, cfg.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:         cfg,
+		client:      client,
+		runDir:      filepath.Join(cfg.Dir, "run"),
+		bootIDFile:  filepath.Join(cfg.Dir, "boot_id"),
+		requestFile: filepath.Join(cfg.Dir, "reboot-request"),
+		logFile:     filepath.Join(cfg.Dir, "reboots.log"),
+		bootID:      node.Status.NodeInfo.BootID,
+		changed:     make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	if n.bootID == "" {
+		n.bootID = string(uuid.NewUUID())
+		if err := n.patchStatus(ctx, n.bootID, true); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(n.runDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(n.bootIDFile, []byte(n.bootID+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	watcher, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	if err := watcher.Add(cfg.Dir); err != nil {
+		watcher.Close()
+		return nil, err
+	}
+	if cfg.Agent != nil {
+		path, args := cfg.Agent(n)
+		n.agent = framework.NewProcess("agent-"+cfg.NodeName, path, args, cfg.LogDir)
+		if err := n.agent.Start(); err != nil {
+			watcher.Close()
+			return nil, err
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go n.serve(runCtx, watcher)
+	return n, nil
+}
+
+// Name is the node's name.
+func (n *Node) Name() string { return n.cfg.NodeName }
+
+// RunDir is the folder standing for /var/run.
+func (n *Node) RunDir() string { return n.runDir }
+
+// SentinelPath is RunDir/reboot-required, the detector's default sentinel.
+func (n *Node) SentinelPath() string { return filepath.Join(n.runDir, "reboot-required") }
+
+// BootIDFile stands for /proc/sys/kernel/random/boot_id.
+func (n *Node) BootIDFile() string { return n.bootIDFile }
+
+// RebootCommand is a value for the detector's --reboot-command that asks
+// this simulator for a reboot.
+func (n *Node) RebootCommand() string { return "/usr/bin/touch " + n.requestFile }
+
+// Agent is the agent's process, or nil without one; tests use it to kill
+// the detector.
+func (n *Node) Agent() *framework.Process { return n.agent }
+
+// BootID is the current boot ID.
+func (n *Node) BootID() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.bootID
+}
+
+// CreateSentinel creates the sentinel, as a package manager does.
+func (n *Node) CreateSentinel() error {
+	return os.WriteFile(n.SentinelPath(), nil, 0o644)
+}
+
+// RemoveSentinel removes the sentinel.
+func (n *Node) RemoveSentinel() error {
+	err := os.Remove(n.SentinelPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Reboots returns the completed reboots so far.
+func (n *Node) Reboots() []Reboot {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]Reboot(nil), n.reboots...)
+}
+
+// WaitForReboots waits until at least count reboots have completed.
+func (n *Node) WaitForReboots(ctx context.Context, count int) ([]Reboot, error) {
+	for {
+		n.mu.Lock()
+		got, changed := len(n.reboots), n.changed
+		n.mu.Unlock()
+		if got >= count {
+			return n.Reboots(), nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return n.Reboots(), fmt.Errorf("node %s: %d of %d reboots: %w", n.Name(), got, count, ctx.Err())
+		}
+	}
+}
+
+// Stop stops serving reboots and stops the agent.
+func (n *Node) Stop() {
+	n.cancel()
+	<-n.done
+	if n.agent != nil {
+		n.agent.Stop(5 * time.Second)
+	}
+}
+
+func (n *Node) serve(ctx context.Context, watcher *fsnotify.Watcher) {
+	defer close(n.done)
+	defer watcher.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-watcher.Errors:
+			fmt.Fprintf(os.Stderr, "nodesim %s: watch error: %v\n", n.Name(), err)
+		case ev := <-watcher.Events:
+			if ev.Name != n.requestFile || !ev.Has(fsnotify.Create|fsnotify.Write|fsnotify.Chmod) {
+				continue
+			}
+			if _, err := os.Stat(n.requestFile); err != nil {
+				continue // already handled
+			}
+			if err := n.reboot(ctx); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(os.Stderr, "nodesim %s: reboot: %v\n", n.Name(), err)
+			}
+		}
+	}
+}
+
+// reboot performs one simulated reboot.
+func (n *Node) reboot(ctx context.Context) error {
+	requested := time.Now()
+	_ = os.Remove(n.requestFile)
+	if n.agent != nil {
+		n.agent.Stop(5 * time.Second) // systemd stops services before rebooting
+	}
+	old := n.BootID()
+	if err := n.patchPoweredOff(ctx, true); err != nil {
+		return err
+	}
+	if err := n.patchStatus(ctx, old, false); err != nil {
+		return err
+	}
+	newID := string(uuid.NewUUID())
+	if err := os.RemoveAll(n.runDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(n.runDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(n.bootIDFile, []byte(newID+"\n"), 0o644); err != nil {
+		return err
+	}
+	select { // the machine is down for RebootDelay: simulated time passing
+	case <-time.After(n.cfg.RebootDelay):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := n.patchStatus(ctx, newID, true); err != nil {
+		return err
+	}
+	if err := n.patchPoweredOff(ctx, false); err != nil {
+		return err
+	}
+	r := Reboot{Node: n.Name(), Requested: requested, Up: time.Now(), OldBootID: old, NewBootID: newID}
+	if line, err := json.Marshal(r); err == nil {
+		if f, err := os.OpenFile(n.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			fmt.Fprintln(f, string(line))
+			f.Close()
+		}
+	}
+	n.mu.Lock()
+	n.bootID = newID
+	n.reboots = append(n.reboots, r)
+	close(n.changed)
+	n.changed = make(chan struct{})
+	n.mu.Unlock()
+	if n.agent != nil {
+		return n.agent.Start()
+	}
+	return nil
+}
+
+func (n *Node) patchPoweredOff(ctx context.Context, on bool) error {
+	var value any // JSON null removes the annotation
+	if on {
+		value = "true"
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{PoweredOffAnnotation: value}}})
+	_, err := n.client.CoreV1().Nodes().Patch(ctx, n.Name(), types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
+}
+
+// patchStatus writes the boot ID and the Ready condition as a kubelet would.
+func (n *Node) patchStatus(ctx context.Context, bootID string, ready bool) error {
+	now := metav1.Now()
+	cond := corev1.NodeCondition{
+		Type: corev1.NodeReady, Status: corev1.ConditionFalse,
+		Reason: "KubeletNotReady", Message: "node is rebooting (simulated)",
+		LastHeartbeatTime: now, LastTransitionTime: now,
+	}
+	if ready {
+		cond.Status, cond.Reason, cond.Message = corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status (simulated)"
+	}
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{
+		"nodeInfo":   map[string]any{"bootID": bootID},
+		"conditions": []corev1.NodeCondition{cond},
+	}})
+	_, err := n.client.CoreV1().Nodes().Patch(ctx, n.Name(), types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	return err
+}
+
+// ReadyCondition returns the node's Ready condition, if any.
+func ReadyCondition(node *corev1.Node) *corev1.NodeCondition {
+	for i := range node.Status.Conditions {
+		if node.Status.Conditions[i].Type == corev1.NodeReady {
+			return &node.Status.Conditions[i]
+		}
+	}
+	return nil
+}
