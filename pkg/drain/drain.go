@@ -1,0 +1,278 @@
+package drain
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	policylisters "k8s.io/client-go/listers/policy/v1"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/nodereboot/nodereboot/pkg/contract"
+)
+
+// Eviction results, the label values of the controller's
+// nodereboot_evictions_total.
+const (
+	ResultEvicted = "evicted" // the eviction was accepted
+	ResultBlocked = "blocked" // 429: a disruption budget refused it
+	ResultGone    = "gone"    // 404: the pod was already gone
+	ResultError   = "error"   // any other error
+)
+
+// Options configure a Drainer.
+type Options struct {
+	// GracePeriodSeconds overrides each pod's termination grace period
+	// when >= 0.
+	GracePeriodSeconds int64
+	// DeleteEmptyDirData allows evicting pods with emptyDir volumes (their
+	// data is lost).
+	DeleteEmptyDirData bool
+	// RetryDelay is how long to wait before evicting a pod again after a
+	// refusal or an error.
+	RetryDelay time.Duration
+	// MaxListed caps the pods named in Status.Pods (default 10).
+	MaxListed int
+	// OnEviction, if set, is called with the result of every eviction
+	// request (for metrics).
+	OnEviction func(result string)
+}
+
+// Status is the outcome of a drain pass.
+type Status struct {
+	// Pending is the number of pods that must still leave the node.
+	Pending int
+	// Evicted is the number of evictions accepted by this pass.
+	Evicted int
+	// Pods describes up to MaxListed pending pods and why each is still
+	// there, e.g. "default/web-1 (blocked by PodDisruptionBudget
+	// default/web)"; blocked pods come first.
+	Pods []string
+	// RetryAt is the earliest time a refused eviction is due again (zero
+	// when none is).
+	RetryAt time.Time
+}
+
+// Drainer evicts pods. It remembers, per node, which pods were refused and
+// when they may be tried again; Forget drops that when the drain ends. It is
+// safe for concurrent use on different nodes.
+type Drainer struct {
+	client   kubernetes.Interface
+	pdbs     policylisters.PodDisruptionBudgetLister
+	recorder record.EventRecorder
+	clock    clock.PassiveClock
+	opts     Options
+
+	mu    sync.Mutex
+	nodes map[string]*nodeState
+}
+
+type nodeState struct {
+	retryAt map[types.UID]time.Time
+	why     map[types.UID]string
+	warned  map[types.UID]string // the blocker last announced by an event
+}
+
+// New returns a Drainer. pdbs may be nil (refusals then name no budget).
+func New(client kubernetes.Interface, pdbs policylisters.PodDisruptionBudgetLister, recorder record.EventRecorder, clk clock.PassiveClock, opts Options) *Drainer {
+	if opts.MaxListed <= 0 {
+		opts.MaxListed = 10
+	}
+	return &Drainer{client: client, pdbs: pdbs, recorder: recorder, clock: clk, opts: opts, nodes: map[string]*nodeState{}}
+}
+
+// NodeRef is the object reference events about a node use. It is the
+// kubelet's (UID = name), so that `kubectl describe node` shows the events.
+func NodeRef(name string) *v1.ObjectReference {
+	return &v1.ObjectReference{Kind: "Node", Name: name, UID: types.UID(name)}
+}
+
+// Forget drops what the Drainer remembers about a node's drain.
+func (d *Drainer) Forget(node string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.nodes, node)
+}
+
+func (d *Drainer) state(node string) *nodeState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.nodes[node]
+	if s == nil {
+		s = &nodeState{retryAt: map[types.UID]time.Time{}, why: map[types.UID]string{}, warned: map[types.UID]string{}}
+		d.nodes[node] = s
+	}
+	return s
+}
+
+// Skip says why a pod does not have to leave the node for a reboot ("" if it
+// has to): it is terminal, a mirror pod, or owned by a DaemonSet.
+func Skip(p *v1.Pod) string {
+	switch {
+	case p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed:
+		return "terminal"
+	case p.Annotations[v1.MirrorPodAnnotationKey] != "":
+		return "mirror pod"
+	}
+	if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "DaemonSet" && strings.HasPrefix(ref.APIVersion, "apps/") {
+		return "DaemonSet"
+	}
+	return ""
+}
+
+func hasEmptyDir(p *v1.Pod) bool {
+	for _, v := range p.Spec.Volumes {
+		if v.EmptyDir != nil {
+			return true
+		}
+	}
+	return false
+}
+
+type pending struct {
+	name    string
+	why     string
+	blocked bool
+}
+
+// Pass runs one drain pass over the pods of node: it evicts every pod that
+// must go and is due (not refused less than RetryDelay ago), and reports
+// what is left. It never waits and never deletes a pod. d's state for node
+// makes repeated passes idempotent: a pod already evicted (terminating) is
+// not evicted again.
+func (d *Drainer) Pass(ctx context.Context, node string, pods []*v1.Pod) Status {
+	logger := klog.FromContext(ctx).WithValues("node", node)
+	st := d.state(node)
+	now := d.clock.Now()
+	var out Status
+	var left []pending
+	sorted := append([]*v1.Pod(nil), pods...)
+	sort.Slice(sorted, func(i, j int) bool {
+		return sorted[i].Namespace+"/"+sorted[i].Name < sorted[j].Namespace+"/"+sorted[j].Name
+	})
+	for _, p := range sorted {
+		if p.Spec.NodeName != node || Skip(p) != "" {
+			continue
+		}
+		name := p.Namespace + "/" + p.Name
+		if p.DeletionTimestamp != nil {
+			left = append(left, pending{name: name, why: "terminating"})
+			continue
+		}
+		if hasEmptyDir(p) && !d.opts.DeleteEmptyDirData {
+			left = append(left, pending{name: name, why: "has emptyDir data and --delete-emptydir-data=false", blocked: true})
+			continue
+		}
+		if at, ok := st.retryAt[p.UID]; ok && at.After(now) {
+			left = append(left, pending{name: name, why: st.why[p.UID], blocked: true})
+			if out.RetryAt.IsZero() || at.Before(out.RetryAt) {
+				out.RetryAt = at
+			}
+			continue
+		}
+		result, why := d.evict(ctx, node, p, st)
+		if d.opts.OnEviction != nil {
+			d.opts.OnEviction(result)
+		}
+		switch result {
+		case ResultGone:
+			delete(st.retryAt, p.UID)
+			continue
+		case ResultEvicted:
+			out.Evicted++
+			delete(st.retryAt, p.UID)
+			left = append(left, pending{name: name, why: "evicted"})
+			logger.V(2).Info("Evicted pod", "pod", klog.KObj(p))
+		default:
+			at := now.Add(d.opts.RetryDelay)
+			st.retryAt[p.UID] = at
+			st.why[p.UID] = why
+			left = append(left, pending{name: name, why: why, blocked: true})
+			if out.RetryAt.IsZero() || at.Before(out.RetryAt) {
+				out.RetryAt = at
+			}
+		}
+	}
+	out.Pending = len(left)
+	sort.SliceStable(left, func(i, j int) bool { return left[i].blocked && !left[j].blocked })
+	for i, l := range left {
+		if i == d.opts.MaxListed {
+			out.Pods = append(out.Pods, fmt.Sprintf("and %d more", len(left)-i))
+			break
+		}
+		out.Pods = append(out.Pods, l.name+" ("+l.why+")")
+	}
+	return out
+}
+
+// evict sends one eviction and returns its result and, unless the pod is
+// evicted or gone, why it is still there.
+func (d *Drainer) evict(ctx context.Context, node string, p *v1.Pod, st *nodeState) (string, string) {
+	ev := &policyv1.Eviction{
+		ObjectMeta:    metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
+		DeleteOptions: &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}},
+	}
+	if d.opts.GracePeriodSeconds >= 0 {
+		g := d.opts.GracePeriodSeconds
+		ev.DeleteOptions.GracePeriodSeconds = &g
+	}
+	err := d.client.CoreV1().Pods(p.Namespace).EvictV1(ctx, ev)
+	name := p.Namespace + "/" + p.Name
+	switch {
+	case err == nil:
+		return ResultEvicted, ""
+	case apierrors.IsNotFound(err):
+		return ResultGone, ""
+	case apierrors.IsTooManyRequests(err):
+		budgets := d.budgets(p)
+		why := "eviction refused: " + err.Error()
+		if len(budgets) > 0 {
+			why = "blocked by PodDisruptionBudget " + strings.Join(budgets, ", ")
+		}
+		if st.warned[p.UID] != why {
+			st.warned[p.UID] = why
+			d.recorder.Eventf(NodeRef(node), v1.EventTypeWarning, contract.ReasonEvictionBlocked,
+				"Eviction of pod %s %s (%v); retrying every %s", name, why, err, d.opts.RetryDelay)
+		}
+		klog.FromContext(ctx).V(2).Info("Eviction refused", "node", node, "pod", klog.KObj(p), "budgets", budgets, "err", err)
+		return ResultBlocked, why
+	default:
+		klog.FromContext(ctx).Info("Eviction failed", "node", node, "pod", klog.KObj(p), "err", err)
+		return ResultError, "eviction error: " + err.Error()
+	}
+}
+
+// budgets names the disruption budgets whose selector matches the pod.
+func (d *Drainer) budgets(p *v1.Pod) []string {
+	if d.pdbs == nil {
+		return nil
+	}
+	list, err := d.pdbs.PodDisruptionBudgets(p.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, pdb := range list {
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil || sel.Empty() {
+			continue
+		}
+		if sel.Matches(labels.Set(p.Labels)) {
+			names = append(names, pdb.Namespace+"/"+pdb.Name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
