@@ -276,6 +276,14 @@ func (n *Node) reboot(ctx context.Context) error {
 	if err := n.patchPoweredOff(ctx, false); err != nil {
 		return err
 	}
+	n.mu.Lock()
+	n.bootID = newID
+	n.mu.Unlock()
+	if n.agent != nil {
+		if err := n.agent.Start(); err != nil {
+			return err
+		}
+	}
 	r := Reboot{Node: n.Name(), Requested: requested, Up: time.Now(), OldBootID: old, NewBootID: newID}
 	if line, err := json.Marshal(r); err == nil {
 		if f, err := os.OpenFile(n.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
@@ -284,14 +292,10 @@ func (n *Node) reboot(ctx context.Context) error {
 		}
 	}
 	n.mu.Lock()
-	n.bootID = newID
 	n.reboots = append(n.reboots, r)
 	close(n.changed)
 	n.changed = make(chan struct{})
 	n.mu.Unlock()
-	if n.agent != nil {
-		return n.agent.Start()
-	}
 	return nil
 }
 
