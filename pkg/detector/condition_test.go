@@ -1,0 +1,122 @@
+package detector
+
+import (
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/sentinel"
+)
+
+var (
+	t0        = time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+	heartbeat = 5 * time.Minute
+	present   = sentinel.Observation{Status: v1.ConditionTrue, Reason: sentinel.ReasonSentinelPresent, Message: "Sentinel /var/run/reboot-required is present"}
+	absent    = sentinel.Observation{Status: v1.ConditionFalse, Reason: sentinel.ReasonSentinelAbsent, Message: "Sentinel /var/run/reboot-required is absent"}
+	folder    = sentinel.Observation{Status: v1.ConditionUnknown, Reason: sentinel.ReasonSentinelUnreadable, Message: "Sentinel /var/run/reboot-required is a folder, not a file"}
+	cmdFailed = sentinel.Observation{Status: v1.ConditionUnknown, Reason: sentinel.ReasonCommandFailed, Message: `Sentinel command "check" exited 127`}
+)
+
+func cond(o sentinel.Observation, transition, heartbeat time.Time) *v1.NodeCondition {
+	return &v1.NodeCondition{
+		Type: contract.DefaultConditionType, Status: o.Status, Reason: o.Reason, Message: o.Message,
+		LastTransitionTime: metav1.NewTime(transition), LastHeartbeatTime: metav1.NewTime(heartbeat),
+	}
+}
+
+func TestNextCondition(t *testing.T) {
+	later := t0.Add(time.Minute)
+	for _, tc := range []struct {
+		name           string
+		prev           *v1.NodeCondition
+		obs            sentinel.Observation
+		now            time.Time
+		wantWrite      bool
+		wantTransition time.Time
+		wantHeartbeat  time.Time
+	}{
+		{name: "no condition yet", prev: nil, obs: present, now: t0, wantWrite: true, wantTransition: t0, wantHeartbeat: t0},
+		{name: "unchanged within the heartbeat", prev: cond(present, t0, t0), obs: present, now: later,
+			wantWrite: false, wantTransition: t0, wantHeartbeat: t0},
+		{name: "unchanged, heartbeat due", prev: cond(present, t0, t0), obs: present, now: t0.Add(heartbeat),
+			wantWrite: true, wantTransition: t0, wantHeartbeat: t0.Add(heartbeat)},
+		{name: "status changes", prev: cond(present, t0, t0), obs: absent, now: later,
+			wantWrite: true, wantTransition: later, wantHeartbeat: later},
+		{name: "to unknown", prev: cond(absent, t0, t0), obs: folder, now: later,
+			wantWrite: true, wantTransition: later, wantHeartbeat: later},
+		{name: "reason changes, status does not: transition time kept", prev: cond(folder, t0, t0), obs: cmdFailed, now: later,
+			wantWrite: true, wantTransition: t0, wantHeartbeat: later},
+		{name: "message changes (packages): transition time kept", prev: cond(present, t0, t0),
+			obs: sentinel.Observation{Status: v1.ConditionTrue, Reason: sentinel.ReasonSentinelPresent, Message: present.Message + "; required by libc6"},
+			now: later, wantWrite: true, wantTransition: t0, wantHeartbeat: later},
+		{name: "restarted detector: old transition, fresh heartbeat", prev: cond(present, t0.Add(-48*time.Hour), t0), obs: present, now: later,
+			wantWrite: false, wantTransition: t0.Add(-48 * time.Hour), wantHeartbeat: t0},
+		{name: "restarted detector: old transition, stale heartbeat", prev: cond(present, t0.Add(-48*time.Hour), t0.Add(-time.Hour)), obs: present, now: t0,
+			wantWrite: true, wantTransition: t0.Add(-48 * time.Hour), wantHeartbeat: t0},
+		{name: "heartbeat from the far future (another clock)", prev: cond(present, t0, t0.Add(time.Hour)), obs: present, now: t0,
+			wantWrite: true, wantTransition: t0, wantHeartbeat: t0},
+		{name: "missing transition time", prev: cond(present, time.Time{}, t0.Add(-time.Hour)), obs: present, now: t0,
+			wantWrite: true, wantTransition: t0, wantHeartbeat: t0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, write := nextCondition(tc.prev, contract.DefaultConditionType, tc.obs, tc.now, heartbeat)
+			if write != tc.wantWrite {
+				t.Errorf("write = %v, want %v", write, tc.wantWrite)
+			}
+			if !got.LastTransitionTime.Time.Equal(tc.wantTransition) {
+				t.Errorf("lastTransitionTime = %v, want %v", got.LastTransitionTime, tc.wantTransition)
+			}
+			if !got.LastHeartbeatTime.Time.Equal(tc.wantHeartbeat) {
+				t.Errorf("lastHeartbeatTime = %v, want %v", got.LastHeartbeatTime, tc.wantHeartbeat)
+			}
+			if write && (got.Status != tc.obs.Status || got.Reason != tc.obs.Reason || got.Message != tc.obs.Message) {
+				t.Errorf("condition %+v does not carry the observation %v", got, tc.obs)
+			}
+			if string(got.Type) != contract.DefaultConditionType {
+				t.Errorf("type %q", got.Type)
+			}
+		})
+	}
+}
+
+func TestTransitionEvent(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		prev       *v1.NodeCondition
+		obs        sentinel.Observation
+		wantOK     bool
+		wantType   string
+		wantReason string
+	}{
+		{"first True", nil, present, true, v1.EventTypeNormal, contract.ReasonRebootRequired},
+		{"first False", nil, absent, true, v1.EventTypeNormal, contract.ReasonRebootNotRequired},
+		{"True to False", cond(present, t0, t0), absent, true, v1.EventTypeNormal, contract.ReasonRebootNotRequired},
+		{"False to True", cond(absent, t0, t0), present, true, v1.EventTypeNormal, contract.ReasonRebootRequired},
+		{"to unreadable", cond(absent, t0, t0), folder, true, v1.EventTypeWarning, contract.ReasonSentinelUnreadable},
+		{"to command failed", cond(absent, t0, t0), cmdFailed, true, v1.EventTypeWarning, contract.ReasonRebootUnknown},
+		{"unknown reason changes", cond(folder, t0, t0), cmdFailed, true, v1.EventTypeWarning, contract.ReasonRebootUnknown},
+		{"heartbeat only", cond(present, t0, t0), present, false, "", ""},
+		{"message only", cond(present, t0, t0), sentinel.Observation{Status: v1.ConditionTrue, Reason: sentinel.ReasonSentinelPresent, Message: "other"}, false, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := nextCondition(tc.prev, contract.DefaultConditionType, tc.obs, t0.Add(time.Minute), heartbeat)
+			typ, reason, ok := transitionEvent(tc.prev, c)
+			if ok != tc.wantOK || typ != tc.wantType || reason != tc.wantReason {
+				t.Errorf("transitionEvent = %q %q %v, want %q %q %v", typ, reason, ok, tc.wantType, tc.wantReason, tc.wantOK)
+			}
+		})
+	}
+}
+
+func TestUntilHeartbeat(t *testing.T) {
+	c := cond(present, t0, t0)
+	if got := untilHeartbeat(c, t0.Add(time.Minute), heartbeat); got != 4*time.Minute {
+		t.Errorf("untilHeartbeat = %v, want 4m", got)
+	}
+	if got := untilHeartbeat(c, t0.Add(time.Hour), heartbeat); got != time.Millisecond {
+		t.Errorf("overdue untilHeartbeat = %v, want 1ms", got)
+	}
+}

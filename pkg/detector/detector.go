@@ -1,0 +1,301 @@
+package detector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/nodereboot/nodereboot/pkg/reboot"
+	"github.com/nodereboot/nodereboot/pkg/serving"
+)
+
+// Config is everything the detector needs; options.Options builds it from
+// the command line.
+type Config struct {
+	// Client talks to the API server as the detector.
+	Client kubernetes.Interface
+	// NodeName is this node.
+	NodeName string
+	// ConditionType is the type of the node condition written.
+	ConditionType string
+	// Detection enables the sentinel observation and the condition. Without
+	// it the detector only performs authorized reboots (for clusters where
+	// node-problem-detector owns the condition).
+	Detection bool
+	// Source observes the sentinel (required when Detection is on).
+	Source Source
+	// HeartbeatPeriod is how often an unchanged condition is written again.
+	HeartbeatPeriod time.Duration
+	// BootIDFile is read once at the start: the current boot ID.
+	BootIDFile string
+	// Rebooter performs the reboot.
+	Rebooter reboot.Rebooter
+	// RebootBackoff spaces failed reboot attempts (default 5s doubling to
+	// 5m).
+	RebootBackoff wait.Backoff
+	// WriteBackoff spaces failed writes of the condition and the annotation
+	// (default 0.5s doubling to 30s).
+	WriteBackoff wait.Backoff
+	// MetricsAddress and HealthAddress are the bind addresses of /metrics
+	// and of /healthz and /readyz; "" or "0" disables.
+	MetricsAddress string
+	HealthAddress  string
+	// Clock drives heartbeats and backoffs (default the real clock).
+	Clock clock.WithTicker
+	// Registry receives the metrics (default a new registry).
+	Registry *prometheus.Registry
+	// Recorder records events (default: a broadcaster writing to the
+	// events API through Client, flushed on exit).
+	Recorder record.EventRecorder
+}
+
+// DefaultRebootBackoff spaces failed reboot attempts: 5s, 10s, 20s... 5m.
+var DefaultRebootBackoff = wait.Backoff{Duration: 5 * time.Second, Factor: 2, Jitter: 0.1, Steps: 1 << 30, Cap: 5 * time.Minute}
+
+// Detector is a running detector; create it with New.
+type Detector struct {
+	cfg      Config
+	bootID   string
+	registry *prometheus.Registry
+	metrics  *metrics
+
+	mu       sync.Mutex
+	synced   bool
+	reporter *reporter
+	metricsS *serving.Server
+	healthS  *serving.Server
+}
+
+// New checks cfg, reads the boot ID and returns a detector ready to Run.
+func New(cfg Config) (*Detector, error) {
+	if cfg.Client == nil || cfg.NodeName == "" || cfg.Rebooter == nil || cfg.BootIDFile == "" {
+		return nil, errors.New("detector: Client, NodeName, Rebooter and BootIDFile are required")
+	}
+	if cfg.Detection && (cfg.Source == nil || cfg.ConditionType == "" || cfg.HeartbeatPeriod <= 0) {
+		return nil, errors.New("detector: detection needs Source, ConditionType and a positive HeartbeatPeriod")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.RebootBackoff.Duration == 0 {
+		cfg.RebootBackoff = DefaultRebootBackoff
+	}
+	if cfg.WriteBackoff.Duration == 0 {
+		cfg.WriteBackoff = defaultWriteRetry
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	bootID, err := ReadBootID(cfg.BootIDFile)
+	if err != nil {
+		return nil, err
+	}
+	d := &Detector{cfg: cfg, bootID: bootID, registry: cfg.Registry}
+	d.metrics = newMetrics(cfg.Registry, cfg.Detection)
+	d.metricsS = serving.New(cfg.MetricsAddress, cfg.Registry)
+	d.healthS = serving.New(cfg.HealthAddress, nil,
+		serving.WithHealthz("ping", serving.Ping),
+		serving.WithReadyz("node-informer-synced", d.checkSynced),
+		serving.WithReadyz("condition-reported", d.checkReported))
+	return d, nil
+}
+
+// ReadBootID reads a boot ID file (/proc/sys/kernel/random/boot_id).
+func ReadBootID(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read the boot ID: %w", err)
+	}
+	id := strings.TrimSpace(string(b))
+	if id == "" {
+		return "", fmt.Errorf("read the boot ID: %s is empty", path)
+	}
+	return id, nil
+}
+
+// BootID is the boot ID read at the start.
+func (d *Detector) BootID() string { return d.bootID }
+
+// Registry is the registry of the detector's metrics.
+func (d *Detector) Registry() *prometheus.Registry { return d.registry }
+
+// Listen binds the metrics and health servers, so that their addresses are
+// known before Run (Run binds them otherwise).
+func (d *Detector) Listen() error {
+	if err := d.metricsS.Listen(); err != nil {
+		return fmt.Errorf("metrics server: %w", err)
+	}
+	if err := d.healthS.Listen(); err != nil {
+		return fmt.Errorf("health probe server: %w", err)
+	}
+	return nil
+}
+
+// MetricsAddr and HealthAddr are the bound addresses ("" if disabled or not
+// bound yet).
+func (d *Detector) MetricsAddr() string { return d.metricsS.Addr() }
+
+// HealthAddr is the bound address of /healthz and /readyz.
+func (d *Detector) HealthAddr() string { return d.healthS.Addr() }
+
+func (d *Detector) checkSynced(*http.Request) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.synced {
+		return errors.New("the node informer has not synced")
+	}
+	return nil
+}
+
+func (d *Detector) checkReported(*http.Request) error {
+	d.mu.Lock()
+	r := d.reporter
+	d.mu.Unlock()
+	if !d.cfg.Detection {
+		return nil
+	}
+	if r == nil || !r.reported.Load() {
+		return errors.New("the condition has not been reported yet")
+	}
+	return nil
+}
+
+// Run runs the detector until ctx is cancelled. It returns an error only
+// when it cannot start (a server cannot bind); API errors are retried.
+func (d *Detector) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx).WithValues("node", d.cfg.NodeName)
+	ctx = klog.NewContext(ctx, logger)
+	if err := d.Listen(); err != nil {
+		return err
+	}
+	logger.Info("Starting detector", "bootID", d.bootID, "detection", d.cfg.Detection,
+		"metrics", d.MetricsAddr(), "health", d.HealthAddr())
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var er *eventRecorder
+	var factory informers.SharedInformerFactory
+	// Shutdown: stop everything, wait for the loops, then flush the events
+	// they recorded (the broadcaster outlives ctx for that).
+	defer func() {
+		cancel()
+		if factory != nil {
+			factory.Shutdown()
+		}
+		wg.Wait()
+		if er != nil {
+			er.Stop(3 * time.Second)
+		}
+	}()
+	serverErr := make(chan error, 2)
+	for _, s := range []*serving.Server{d.metricsS, d.healthS} {
+		wg.Go(func() {
+			if err := s.Run(ctx); err != nil {
+				serverErr <- err
+				cancel()
+			}
+		})
+	}
+
+	recorder := d.cfg.Recorder
+	if recorder == nil {
+		er = newEventRecorder(ctx, d.cfg.Client, d.cfg.NodeName)
+		recorder = er
+	}
+
+	factory = informers.NewSharedInformerFactoryWithOptions(d.cfg.Client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", d.cfg.NodeName).String()
+		}))
+	nodes := factory.Core().V1().Nodes()
+	informer, lister := nodes.Informer(), nodes.Lister()
+
+	probeNow := make(chan struct{}, 1)
+	a := &agent{
+		client: d.cfg.Client, lister: lister, nodeName: d.cfg.NodeName, bootID: d.bootID,
+		rebooter: d.cfg.Rebooter, recorder: recorder, metrics: d.metrics, clock: d.cfg.Clock,
+		rebootBackoff: d.cfg.RebootBackoff, writeRetry: d.cfg.WriteBackoff,
+		wake: make(chan struct{}, 1),
+	}
+	var r *reporter
+	if d.cfg.Detection {
+		r = &reporter{
+			client: d.cfg.Client, lister: lister, nodeName: d.cfg.NodeName, condType: d.cfg.ConditionType,
+			heartbeat: d.cfg.HeartbeatPeriod, clock: d.cfg.Clock, recorder: recorder, metrics: d.metrics,
+			retry: d.cfg.WriteBackoff, wake: make(chan struct{}, 1),
+		}
+		a.probeNow = func() {
+			select {
+			case probeNow <- struct{}{}:
+			default:
+			}
+		}
+		d.mu.Lock()
+		d.reporter = r
+		d.mu.Unlock()
+	}
+	onChange := func() {
+		a.poke()
+		if r != nil {
+			r.poke()
+		}
+	}
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { onChange() },
+		UpdateFunc: func(any, any) { onChange() },
+		DeleteFunc: func(any) { onChange() },
+	}); err != nil {
+		return fmt.Errorf("node informer: %w", err)
+	}
+	factory.Start(ctx.Done())
+
+	// Observing may start at once: the reporter uses the observations once
+	// the cache has synced, so a restarted detector keeps the transition
+	// time of the condition on the node.
+	if r != nil {
+		wg.Go(func() {
+			if err := d.cfg.Source.Run(ctx, probeNow, r.observe); err != nil {
+				logger.Error(err, "Sentinel observation stopped")
+			}
+		})
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		return d.exit(ctx, serverErr)
+	}
+	d.mu.Lock()
+	d.synced = true
+	d.mu.Unlock()
+	logger.Info("Node informer synced")
+	wg.Go(func() { a.run(ctx) })
+	if r != nil {
+		wg.Go(func() { r.run(ctx) })
+	}
+	<-ctx.Done()
+	return d.exit(ctx, serverErr)
+}
+
+func (d *Detector) exit(ctx context.Context, serverErr chan error) error {
+	select {
+	case err := <-serverErr:
+		return err
+	default:
+	}
+	klog.FromContext(ctx).Info("Stopping detector")
+	return nil
+}
