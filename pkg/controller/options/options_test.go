@@ -1,0 +1,114 @@
+package options
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/nodereboot/nodereboot/pkg/controller/decide"
+)
+
+func parse(t *testing.T, env map[string]string, args ...string) (*Options, error) {
+	t.Helper()
+	o := New(func(k string) string { return env[k] })
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	return o, o.Validate()
+}
+
+func TestDefaults(t *testing.T) {
+	o, err := parse(t, nil)
+	if err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	le := o.LeaderElection
+	if !le.LeaderElect || le.LeaseDuration.Duration != 15*time.Second || le.RenewDeadline.Duration != 10*time.Second ||
+		le.RetryPeriod.Duration != 2*time.Second || le.ResourceName != "nodereboot-controller" || le.ResourceNamespace != "nodereboot-system" {
+		t.Errorf("leader election defaults: %+v", le)
+	}
+	if strings.Join(o.RebootConditions, ",") != "RebootRequired" || o.ConditionMinAge != 0 || o.NodeSelector != "" ||
+		o.MaxConcurrent != 1 || o.DrainTimeout != 10*time.Minute || o.DrainGracePeriod != -1 || !o.DeleteEmptyDirData ||
+		o.OnDrainFailure != "uncordon" || o.RebootTimeout != 30*time.Minute || o.PostRebootSoak != 0 ||
+		o.MinRebootInterval != time.Hour || o.EvictionRetryDelay != 5*time.Second || o.AllowUnhealthyCluster || o.DryRun {
+		t.Errorf("defaults: %+v", o)
+	}
+	cfg, err := o.Config()
+	if err != nil || cfg.Decide.Selector != nil || cfg.Drain.GracePeriodSeconds != -1 {
+		t.Errorf("config from defaults: %+v, %v", cfg, err)
+	}
+}
+
+func TestPodNamespace(t *testing.T) {
+	o, err := parse(t, map[string]string{"POD_NAMESPACE": "kube-system"})
+	if err != nil || o.LeaderElection.ResourceNamespace != "kube-system" {
+		t.Fatalf("namespace %q, %v", o.LeaderElection.ResourceNamespace, err)
+	}
+	o, err = parse(t, map[string]string{"POD_NAMESPACE": "kube-system"}, "--leader-elect-resource-namespace=x")
+	if err != nil || o.LeaderElection.ResourceNamespace != "x" {
+		t.Fatalf("namespace %q, %v", o.LeaderElection.ResourceNamespace, err)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	o, err := parse(t, nil, "--reboot-conditions=RebootRequired,KernelDeadlock", "--node-selector=pool=workers,zone!=a",
+		"--max-concurrent=3", "--on-drain-failure=hold", "--drain-grace-period=30", "--delete-emptydir-data=false",
+		"--post-reboot-soak=1m", "--dry-run", "--allow-unhealthy-cluster", "--leader-elect=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Decide.Conditions, ",") != "RebootRequired,KernelDeadlock" || cfg.Decide.Selector.String() != "pool=workers,zone!=a" ||
+		cfg.Decide.MaxConcurrent != 3 || cfg.Decide.OnDrainFailure != decide.DrainFailureHold || cfg.Drain.GracePeriodSeconds != 30 ||
+		cfg.Drain.DeleteEmptyDirData || cfg.Decide.PostRebootSoak != time.Minute || !cfg.DryRun || !cfg.Decide.AllowUnhealthyCluster {
+		t.Errorf("config: %+v", cfg)
+	}
+}
+
+func TestValidateNamesTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--max-concurrent=0"}, "--max-concurrent"},
+		{[]string{"--on-drain-failure=delete"}, "--on-drain-failure"},
+		{[]string{"--node-selector=a b c"}, "--node-selector"},
+		{[]string{"--drain-timeout=0s"}, "--drain-timeout"},
+		{[]string{"--drain-grace-period=-2"}, "--drain-grace-period"},
+		{[]string{"--reboot-timeout=-1s"}, "--reboot-timeout"},
+		{[]string{"--post-reboot-soak=-1s"}, "--post-reboot-soak"},
+		{[]string{"--min-reboot-interval=-1s"}, "--min-reboot-interval"},
+		{[]string{"--condition-min-age=-1s"}, "--condition-min-age"},
+		{[]string{"--eviction-retry-delay=0s"}, "--eviction-retry-delay"},
+		{[]string{"--reboot-conditions="}, "--reboot-conditions"},
+		{[]string{"--reboot-conditions=a b"}, "--reboot-conditions"},
+		{[]string{"--leader-elect-renew-deadline=20s"}, "--leader-elect-renew-deadline"},
+		{[]string{"--leader-elect-lease-duration=0s"}, "--leader-elect-lease-duration"},
+		{[]string{"--leader-elect-retry-period=0s"}, "--leader-elect-retry-period"},
+		{[]string{"--leader-elect-resource-lock=endpoints"}, "--leader-elect-resource-lock"},
+		{[]string{"--leader-elect-resource-name="}, "--leader-elect-resource-name"},
+		{[]string{"--metrics-bind-address=nope"}, "--metrics-bind-address"},
+		{[]string{"--health-probe-bind-address=:http-ish"}, "--health-probe-bind-address"},
+	} {
+		_, err := parse(t, nil, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.flag) {
+			t.Errorf("%v: error %v does not name %s", tc.args, err, tc.flag)
+		}
+	}
+	// Leader election settings are not checked without leader election.
+	if _, err := parse(t, nil, "--leader-elect=false", "--leader-elect-renew-deadline=20s"); err != nil {
+		t.Errorf("leader election disabled: %v", err)
+	}
+	// Several errors are all reported.
+	_, err := parse(t, nil, "--max-concurrent=0", "--drain-timeout=0s")
+	if err == nil || !strings.Contains(err.Error(), "--max-concurrent") || !strings.Contains(err.Error(), "--drain-timeout") {
+		t.Errorf("errors %v: want both flags", err)
+	}
+}
