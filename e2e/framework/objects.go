@@ -90,9 +90,24 @@ func (c *Cluster) WaitForServiceAccount(ctx context.Context, namespace, name str
 	return obj.(*corev1.ServiceAccount), nil
 }
 
+// ConsistentListWatch returns a ListWatch whose lists are consistent reads
+// (resourceVersion ""), not the possibly stale "any version" a reflector asks
+// for by default: a test waiting for a change it just made must not be
+// answered by the state before it.
+func ConsistentListWatch(rc rest.Interface, resource, namespace string, selector fields.Selector) *cache.ListWatch {
+	lw := cache.NewListWatchFromClient(rc, resource, namespace, selector)
+	list := lw.ListWithContextFunc
+	lw.ListWithContextFunc = func(ctx context.Context, options metav1.ListOptions) (runtime.Object, error) {
+		options.ResourceVersion, options.ResourceVersionMatch = "", ""
+		return list(ctx, options)
+	}
+	lw.ListFunc = nil //lint:ignore SA1019 the deprecated field must not bypass the consistent list
+	return lw
+}
+
 // waitForObject lists and watches one named object until cond holds.
 func waitForObject(ctx context.Context, rc rest.Interface, resource, namespace, name string, obj runtime.Object, cond func(runtime.Object) bool) (runtime.Object, error) {
-	lw := cache.NewListWatchFromClient(rc, resource, namespace, fields.OneTermEqualSelector("metadata.name", name))
+	lw := ConsistentListWatch(rc, resource, namespace, fields.OneTermEqualSelector("metadata.name", name))
 	ev, err := watchtools.UntilWithSync(ctx, lw, obj, nil, func(e watch.Event) (bool, error) {
 		if e.Type == watch.Deleted {
 			return false, nil

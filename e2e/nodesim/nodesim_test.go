@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/nodereboot/nodereboot/e2e/framework"
@@ -78,7 +77,7 @@ func TestSimulatedReboot(t *testing.T) {
 	}
 
 	// Watch the node from now on, to see it go NotReady and come back.
-	lw := cache.NewListWatchFromClient(c.Client.CoreV1().RESTClient(), "nodes", "", fields.OneTermEqualSelector("metadata.name", "node-0"))
+	lw := framework.ConsistentListWatch(c.Client.CoreV1().RESTClient(), "nodes", "", fields.OneTermEqualSelector("metadata.name", "node-0"))
 	sawNotReady := make(chan struct{})
 	go func() {
 		_, _ = watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, nil, func(e watch.Event) (bool, error) {

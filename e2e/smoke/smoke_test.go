@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 
@@ -28,6 +27,15 @@ func TestEvictionRespectsPDBAndPodsMove(t *testing.T) {
 	c := framework.StartCluster(t, framework.Options{Nodes: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+
+	// What a user sees first: kubectl lists the simulated nodes as Ready.
+	out, err := c.Kubectl(ctx, "get", "nodes", "--no-headers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(out, " Ready "); got != 3 {
+		t.Fatalf("kubectl get nodes shows %d Ready nodes, want 3:\n%s", got, out)
+	}
 
 	if _, err := c.Kubectl(ctx, "create", "namespace", ns); err != nil {
 		t.Fatal(err)
@@ -90,7 +98,7 @@ func TestEvictionRespectsPDBAndPodsMove(t *testing.T) {
 	if err := evict(ctx, c, first); err != nil {
 		t.Fatalf("first eviction, within the budget: %v", err)
 	}
-	err := evict(ctx, c, second)
+	err = evict(ctx, c, second)
 	if !apierrors.IsTooManyRequests(err) {
 		t.Fatalf("second eviction beyond the budget: got %v, want 429 TooManyRequests", err)
 	}
@@ -117,7 +125,7 @@ func TestEvictionRespectsPDBAndPodsMove(t *testing.T) {
 		}
 	}
 
-	out, err := c.Kubectl(ctx, "describe", "node", target)
+	out, err = c.Kubectl(ctx, "describe", "node", target)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +161,7 @@ func webPods(ctx context.Context, t *testing.T, c *framework.Cluster) []corev1.P
 // 4 replicas healthy.
 func waitPDBAllows(ctx context.Context, t *testing.T, c *framework.Cluster, want int32) {
 	t.Helper()
-	lw := cache.NewListWatchFromClient(c.Client.PolicyV1().RESTClient(), "poddisruptionbudgets", ns, fields.OneTermEqualSelector("metadata.name", "web"))
+	lw := framework.ConsistentListWatch(c.Client.PolicyV1().RESTClient(), "poddisruptionbudgets", ns, fields.OneTermEqualSelector("metadata.name", "web"))
 	_, err := watchtools.UntilWithSync(ctx, lw, &policyv1.PodDisruptionBudget{}, nil, func(e watch.Event) (bool, error) {
 		pdb, ok := e.Object.(*policyv1.PodDisruptionBudget)
 		return ok && pdb.Status.DisruptionsAllowed == want && pdb.Status.CurrentHealthy == 4 && len(pdb.Status.DisruptedPods) == 0, nil
