@@ -372,42 +372,42 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 	case decide.Cordon:
 		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonCordoned, a.Message)
 	case decide.Authorize:
+		c.metrics.DrainDuration.Observe(a.Elapsed.Seconds())
 		if a.Reason == contract.ReasonDrainFailed {
 			c.recorder.Event(ref, v1.EventTypeWarning, contract.ReasonDrainFailed, a.Message)
 		} else {
 			c.recorder.Eventf(ref, v1.EventTypeNormal, contract.ReasonDrained, "All pods evicted in %s", a.Elapsed.Round(time.Second))
 		}
 		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebootAuthorized, a.Message)
-		c.metrics.DrainDuration.Observe(a.Elapsed.Seconds())
 	case decide.MarkRebooted:
-		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebooted, a.Message)
 		c.metrics.RebootDuration.Observe(a.Elapsed.Seconds())
+		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebooted, a.Message)
 	case decide.Finish:
+		c.metrics.Reboots.WithLabelValues(ResultCompleted).Inc()
 		if uncordoned {
 			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, "Uncordoned after the reboot")
 		}
 		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebootDone, a.Message)
-		c.metrics.Reboots.WithLabelValues(ResultCompleted).Inc()
 	case decide.Fail:
-		c.recorder.Event(ref, v1.EventTypeWarning, a.Reason, a.Message)
 		if a.Reason == contract.ReasonRebootTimeout {
 			c.metrics.Reboots.WithLabelValues(ResultTimeout).Inc()
 		} else {
 			c.metrics.Reboots.WithLabelValues(ResultDrainFailed).Inc()
 		}
+		c.recorder.Event(ref, v1.EventTypeWarning, a.Reason, a.Message)
 	case decide.AbandonDrain:
+		c.metrics.Reboots.WithLabelValues(ResultDrainFailed).Inc()
 		c.recorder.Event(ref, v1.EventTypeWarning, contract.ReasonDrainFailed, a.Message)
 		if uncordoned {
 			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, "Uncordoned after a failed drain")
 		}
-		c.metrics.Reboots.WithLabelValues(ResultDrainFailed).Inc()
 	case decide.Release:
 		if uncordoned {
 			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, a.Message)
 		}
 	case decide.Reset:
-		c.recorder.Event(ref, v1.EventTypeWarning, contract.ReasonInvalidAnnotation, a.Message)
 		c.metrics.InvalidAnnotations.Inc()
+		c.recorder.Event(ref, v1.EventTypeWarning, contract.ReasonInvalidAnnotation, a.Message)
 	}
 	return nil
 }

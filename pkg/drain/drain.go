@@ -83,6 +83,7 @@ type nodeState struct {
 	retryAt map[types.UID]time.Time
 	why     map[types.UID]string
 	warned  map[types.UID]string // the blocker last announced by an event
+	evicted map[types.UID]bool   // accepted evictions: never sent twice
 }
 
 // New returns a Drainer. pdbs may be nil (refusals then name no budget).
@@ -111,7 +112,7 @@ func (d *Drainer) state(node string) *nodeState {
 	defer d.mu.Unlock()
 	s := d.nodes[node]
 	if s == nil {
-		s = &nodeState{retryAt: map[types.UID]time.Time{}, why: map[types.UID]string{}, warned: map[types.UID]string{}}
+		s = &nodeState{retryAt: map[types.UID]time.Time{}, why: map[types.UID]string{}, warned: map[types.UID]string{}, evicted: map[types.UID]bool{}}
 		d.nodes[node] = s
 	}
 	return s
@@ -175,6 +176,12 @@ func (d *Drainer) Pass(ctx context.Context, node string, pods []*v1.Pod) Status 
 			left = append(left, pending{name: name, why: "has emptyDir data and --delete-emptydir-data=false", blocked: true})
 			continue
 		}
+		if st.evicted[p.UID] {
+			// Evicted by an earlier pass; the watch has not seen the
+			// deletion yet.
+			left = append(left, pending{name: name, why: "evicted"})
+			continue
+		}
 		if at, ok := st.retryAt[p.UID]; ok && at.After(now) {
 			left = append(left, pending{name: name, why: st.why[p.UID], blocked: true})
 			if out.RetryAt.IsZero() || at.Before(out.RetryAt) {
@@ -193,6 +200,7 @@ func (d *Drainer) Pass(ctx context.Context, node string, pods []*v1.Pod) Status 
 		case ResultEvicted:
 			out.Evicted++
 			delete(st.retryAt, p.UID)
+			st.evicted[p.UID] = true
 			left = append(left, pending{name: name, why: "evicted"})
 			logger.V(2).Info("Evicted pod", "pod", klog.KObj(p))
 		default:

@@ -1,0 +1,527 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	ktypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2/ktesting"
+	"k8s.io/utils/clock"
+
+	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/controller/decide"
+	"github.com/nodereboot/nodereboot/pkg/drain"
+)
+
+var (
+	nodesGVR = v1.SchemeGroupVersion.WithResource("nodes")
+	podsGVR  = v1.SchemeGroupVersion.WithResource("pods")
+)
+
+// fakeAPI makes the fake clientset behave like an API server where the
+// controller depends on it: node writes bump resourceVersion, a patch with
+// metadata.resourceVersion is refused with a conflict when stale, and an
+// eviction deletes the pod.
+type fakeAPI struct {
+	*fake.Clientset
+	rv        atomic.Int64
+	mu        sync.Mutex
+	evictions map[string]int
+	deletes   atomic.Int64
+	conflicts atomic.Int64
+}
+
+func newFakeAPI(t *testing.T, objs ...runtime.Object) *fakeAPI {
+	f := &fakeAPI{Clientset: fake.NewClientset(objs...), evictions: map[string]int{}}
+	f.rv.Store(100)
+	f.PrependReactor("patch", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		pa := a.(k8stesting.PatchAction)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		obj, err := f.Tracker().Get(nodesGVR, "", pa.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		cur := obj.(*v1.Node)
+		var pre struct {
+			Metadata struct {
+				ResourceVersion string `json:"resourceVersion"`
+			} `json:"metadata"`
+		}
+		if err := json.Unmarshal(pa.GetPatch(), &pre); err != nil {
+			return true, nil, err
+		}
+		if pre.Metadata.ResourceVersion != "" && pre.Metadata.ResourceVersion != cur.ResourceVersion {
+			f.conflicts.Add(1)
+			return true, nil, apierrors.NewConflict(nodesGVR.GroupResource(), cur.Name, fmt.Errorf("stale resourceVersion"))
+		}
+		curJSON, _ := json.Marshal(cur)
+		merged, err := strategicpatch.StrategicMergePatch(curJSON, pa.GetPatch(), &v1.Node{})
+		if err != nil {
+			return true, nil, err
+		}
+		n := &v1.Node{}
+		if err := json.Unmarshal(merged, n); err != nil {
+			return true, nil, err
+		}
+		n.ResourceVersion = strconv.FormatInt(f.rv.Add(1), 10)
+		return true, n, f.Tracker().Update(nodesGVR, n, "")
+	})
+	f.PrependReactor("update", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		n := a.(k8stesting.UpdateAction).GetObject().(*v1.Node).DeepCopy()
+		n.ResourceVersion = strconv.FormatInt(f.rv.Add(1), 10)
+		return true, n, f.Tracker().Update(nodesGVR, n, "")
+	})
+	f.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		ca := a.(k8stesting.CreateAction)
+		if ca.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		name := ca.GetObject().(interface{ GetName() string }).GetName()
+		f.mu.Lock()
+		f.evictions[name]++
+		f.mu.Unlock()
+		// Like the API server: an accepted eviction marks the pod
+		// terminating; the kubelet (below) removes it.
+		obj, err := f.Tracker().Get(podsGVR, ca.GetNamespace(), name)
+		if err != nil {
+			return true, nil, err
+		}
+		p := obj.(*v1.Pod).DeepCopy()
+		now := metav1.Now()
+		p.DeletionTimestamp = &now
+		return true, nil, f.Tracker().Update(podsGVR, p, p.Namespace)
+	})
+	// The kubelet: a terminating pod is gone after a short grace period.
+	// (The fake's watches do not replay deletions that happen between an
+	// informer's list and its watch, which a real API server does; the
+	// grace period keeps the pod watches of the drain out of that gap.)
+	w, err := f.Tracker().Watch(podsGVR, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	go func() {
+		for ev := range w.ResultChan() {
+			if p, ok := ev.Object.(*v1.Pod); ok && p.DeletionTimestamp != nil {
+				time.AfterFunc(20*time.Millisecond, func() { _ = f.Tracker().Delete(podsGVR, p.Namespace, p.Name) })
+			}
+		}
+	}()
+	f.PrependReactor("delete", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		f.deletes.Add(1)
+		return false, nil, nil
+	})
+	return f
+}
+
+func testNode(name string, required bool) *v1.Node {
+	n := &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: "1", Labels: map[string]string{}, Annotations: map[string]string{}},
+		Status: v1.NodeStatus{
+			NodeInfo:   v1.NodeSystemInfo{BootID: name + "-boot-0"},
+			Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}},
+		},
+	}
+	if required {
+		n.Status.Conditions = append(n.Status.Conditions, v1.NodeCondition{Type: contract.DefaultConditionType,
+			Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(time.Now().Add(-time.Hour))})
+	}
+	return n
+}
+
+func testPod(name, node string) *v1.Pod {
+	t := true
+	return &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: ktypes.UID("uid-" + name),
+			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", APIVersion: "apps/v1", Name: "rs", Controller: &t}}},
+		Spec:   v1.PodSpec{NodeName: node},
+		Status: v1.PodStatus{Phase: v1.PodRunning},
+	}
+}
+
+func testConfig(maxc int) Config {
+	return Config{
+		Decide: decide.Config{
+			Conditions: []string{contract.DefaultConditionType}, MaxConcurrent: maxc,
+			DrainTimeout: time.Minute, OnDrainFailure: decide.DrainFailureUncordon, DrainFailureBackoff: time.Hour,
+			RebootTimeout: time.Minute, MinRebootInterval: time.Hour,
+		},
+		Drain: drain.Options{GracePeriodSeconds: -1, DeleteEmptyDirData: true, RetryDelay: 100 * time.Millisecond},
+	}
+}
+
+// simulateReboots plays the detector and the kubelet: an authorized node
+// "reboots" (new boot ID, condition False) at once.
+func simulateReboots(ctx context.Context, t *testing.T, f *fakeAPI, reboots map[string]int, mu *sync.Mutex) {
+	w, err := f.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			n, ok := ev.Object.(*v1.Node)
+			if !ok || n.Annotations[contract.AnnotationRebootAuthorized] != n.Status.NodeInfo.BootID {
+				continue
+			}
+			mu.Lock()
+			reboots[n.Name]++
+			count := reboots[n.Name]
+			mu.Unlock()
+			n = n.DeepCopy()
+			n.Status.NodeInfo.BootID = fmt.Sprintf("%s-boot-%d", n.Name, count)
+			for i := range n.Status.Conditions {
+				if n.Status.Conditions[i].Type == contract.DefaultConditionType {
+					n.Status.Conditions[i].Status = v1.ConditionFalse
+				}
+			}
+			if _, err := f.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+				t.Errorf("simulated reboot of %s: %v", n.Name, err)
+			}
+		}
+	}()
+}
+
+// countOut watches nodes and records the most nodes out at any event.
+func countOut(ctx context.Context, t *testing.T, f *fakeAPI) *atomic.Int64 {
+	var maxOut atomic.Int64
+	w, err := f.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			n, ok := ev.Object.(*v1.Node)
+			if !ok {
+				continue
+			}
+			out[n.Name] = decide.Out(n)
+			c := 0
+			for _, o := range out {
+				if o {
+					c++
+				}
+			}
+			if int64(c) > maxOut.Load() {
+				maxOut.Store(int64(c))
+			}
+		}
+	}()
+	return &maxOut
+}
+
+func waitAll(ctx context.Context, t *testing.T, f *fakeAPI, names []string, cond func(*v1.Node) bool, what string) {
+	t.Helper()
+	w, err := f.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	check := func() bool {
+		for _, name := range names {
+			n, err := f.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil || !cond(n) {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.After(30 * time.Second)
+	for !check() {
+		select {
+		case <-w.ResultChan():
+		case <-deadline:
+			for _, name := range names {
+				n, _ := f.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+				t.Logf("%s: unschedulable=%t annotations=%v", name, n.Spec.Unschedulable, n.Annotations)
+			}
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func done(n *v1.Node) bool {
+	return !decide.Out(n) && n.Annotations[contract.AnnotationLastReboot] != "" && !n.Spec.Unschedulable
+}
+
+func startController(t *testing.T, f *fakeAPI, cfg Config) (*Controller, *Metrics, *record.FakeRecorder, context.Context) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	rec := record.NewFakeRecorder(1000)
+	m := NewMetrics(prometheus.NewRegistry())
+	c := New(f, rec, clock.RealClock{}, cfg, m)
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx, 3) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return c, m, rec, ctx
+}
+
+// waitEvent waits for an event starting with prefix ("Type Reason").
+func waitEvent(t *testing.T, rec *record.FakeRecorder, prefix string) []string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	var seen []string
+	for {
+		select {
+		case e := <-rec.Events:
+			seen = append(seen, e)
+			if strings.HasPrefix(e, prefix) {
+				return seen
+			}
+		case <-deadline:
+			t.Fatalf("no %q event; got %q", prefix, seen)
+		}
+	}
+}
+
+func eventsOf(rec *record.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case e := <-rec.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+func TestRollingRebootOneAtATime(t *testing.T) {
+	names := []string{"n1", "n2", "n3"}
+	f := newFakeAPI(t,
+		testNode("n1", true), testNode("n2", true), testNode("n3", true), testNode("idle", false),
+		testPod("web-1", "n1"), testPod("web-2", "n2"), testPod("web-3", "n3"), testPod("web-4", "idle"))
+	reboots := map[string]int{}
+	var mu sync.Mutex
+	_, m, rec, ctx := startController(t, f, testConfig(1))
+	maxOut := countOut(ctx, t, f)
+	simulateReboots(ctx, t, f, reboots, &mu)
+
+	waitAll(ctx, t, f, names, done, "all nodes rebooted and uncordoned")
+	if got := maxOut.Load(); got != 1 {
+		t.Errorf("at most %d nodes out at once, want 1", got)
+	}
+	mu.Lock()
+	for _, n := range names {
+		if reboots[n] != 1 {
+			t.Errorf("%s rebooted %d times, want 1", n, reboots[n])
+		}
+	}
+	if reboots["idle"] != 0 {
+		t.Errorf("idle node rebooted")
+	}
+	mu.Unlock()
+	f.mu.Lock()
+	for _, p := range []string{"web-1", "web-2", "web-3"} {
+		if f.evictions[p] != 1 {
+			t.Errorf("pod %s evicted %d times, want 1", p, f.evictions[p])
+		}
+	}
+	if f.evictions["web-4"] != 0 {
+		t.Errorf("pod of the idle node evicted")
+	}
+	f.mu.Unlock()
+	if f.deletes.Load() != 0 {
+		t.Errorf("%d pod DELETEs", f.deletes.Load())
+	}
+	// The last event of the last node, after which its metrics are
+	// counted too.
+	var all []string
+	for range names {
+		all = append(all, waitEvent(t, rec, "Normal "+contract.ReasonRebootDone)...)
+	}
+	if v := testutil.ToFloat64(m.Reboots.WithLabelValues(ResultCompleted)); v != 3 {
+		t.Errorf("reboots_total{completed} = %v", v)
+	}
+	evs := strings.Join(append(all, eventsOf(rec)...), "\n")
+	for _, r := range []string{contract.ReasonRebootQueued, contract.ReasonCordoned, contract.ReasonDraining, contract.ReasonDrained,
+		contract.ReasonRebootAuthorized, contract.ReasonRebooted, contract.ReasonUncordoned, contract.ReasonRebootDone} {
+		if !strings.Contains(evs, "Normal "+r+" ") {
+			t.Errorf("no %s event in:\n%s", r, evs)
+		}
+	}
+}
+
+func TestMaxConcurrentTwo(t *testing.T) {
+	var objs []runtime.Object
+	var names []string
+	for i := range 5 {
+		name := fmt.Sprintf("n%d", i)
+		names = append(names, name)
+		objs = append(objs, testNode(name, true), testPod("p"+name, name))
+	}
+	f := newFakeAPI(t, objs...)
+	reboots := map[string]int{}
+	var mu sync.Mutex
+	_, _, _, ctx := startController(t, f, testConfig(2))
+	maxOut := countOut(ctx, t, f)
+	simulateReboots(ctx, t, f, reboots, &mu)
+	waitAll(ctx, t, f, names, done, "all nodes rebooted")
+	if got := maxOut.Load(); got > 2 || got < 1 {
+		t.Errorf("at most %d nodes out at once, want <= 2", got)
+	}
+}
+
+func TestAdminCordonedNodeStaysCordoned(t *testing.T) {
+	n := testNode("n1", true)
+	n.Spec.Unschedulable = true
+	f := newFakeAPI(t, n)
+	reboots := map[string]int{}
+	var mu sync.Mutex
+	_, _, _, ctx := startController(t, f, testConfig(1))
+	simulateReboots(ctx, t, f, reboots, &mu)
+	waitAll(ctx, t, f, []string{"n1"}, func(n *v1.Node) bool {
+		return !decide.Out(n) && n.Annotations[contract.AnnotationLastReboot] != ""
+	}, "reboot done")
+	got, _ := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+	if !got.Spec.Unschedulable {
+		t.Errorf("an administrator's cordon was undone")
+	}
+}
+
+func TestPDBBlockedDrainFailsAndUncordons(t *testing.T) {
+	f := newFakeAPI(t, testNode("n1", true), testPod("web-1", "n1"))
+	var attempts atomic.Int64
+	f.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		attempts.Add(1)
+		return true, nil, apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
+	})
+	cfg := testConfig(1)
+	cfg.Decide.DrainTimeout = 2 * time.Second
+	cfg.Drain.RetryDelay = 500 * time.Millisecond
+	_, m, rec, ctx := startController(t, f, cfg)
+	waitAll(ctx, t, f, []string{"n1"}, func(n *v1.Node) bool {
+		return !decide.Out(n) && n.Annotations[contract.AnnotationNotBefore] != "" && !n.Spec.Unschedulable
+	}, "drain failure: uncordoned with not-before")
+	evs := strings.Join(waitEvent(t, rec, "Normal "+contract.ReasonUncordoned), "\n")
+	// 2s of drain with a retry every 0.5s: about 5 attempts, never a hot loop.
+	if a := attempts.Load(); a < 2 || a > 8 {
+		t.Errorf("%d eviction attempts in a 2s drain with a 0.5s retry delay", a)
+	}
+	if f.deletes.Load() != 0 {
+		t.Errorf("pod DELETE after refused evictions")
+	}
+	if v := testutil.ToFloat64(m.Reboots.WithLabelValues(ResultDrainFailed)); v != 1 {
+		t.Errorf("reboots_total{drain_failed} = %v", v)
+	}
+	for _, r := range []string{"Warning " + contract.ReasonEvictionBlocked, "Warning " + contract.ReasonDrainFailed, "Normal " + contract.ReasonUncordoned} {
+		if !strings.Contains(evs, r) {
+			t.Errorf("no %s event in:\n%s", r, evs)
+		}
+	}
+}
+
+func TestNotReadyNodeBlocksAdmission(t *testing.T) {
+	sick := testNode("sick", false)
+	sick.Status.Conditions[0].Status = v1.ConditionFalse
+	f := newFakeAPI(t, testNode("n1", true), sick)
+	_, m, rec, ctx := startController(t, f, testConfig(1))
+	// Wait for the RebootBlocked event: it is recorded when admission
+	// decides, after which nothing may have been taken.
+	deadline := time.After(10 * time.Second)
+	var evs []string
+	for !strings.Contains(strings.Join(evs, "\n"), contract.ReasonRebootBlocked) {
+		select {
+		case e := <-rec.Events:
+			evs = append(evs, e)
+		case <-deadline:
+			t.Fatalf("no RebootBlocked event: %v", evs)
+		}
+	}
+	if v := testutil.ToFloat64(m.Blocked.WithLabelValues(decide.BlockedNotReady)); v != 1 {
+		t.Errorf("reboot_blocked{NodeNotReady} = %v", v)
+	}
+	n, _ := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+	if decide.Out(n) {
+		t.Fatalf("took a node while another is NotReady")
+	}
+	// The sick node recovers: the pipeline starts.
+	sick, _ = f.CoreV1().Nodes().Get(ctx, "sick", metav1.GetOptions{})
+	sick.Status.Conditions[0].Status = v1.ConditionTrue
+	if _, err := f.CoreV1().Nodes().UpdateStatus(ctx, sick, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(ctx, t, f, []string{"n1"}, decide.Out, "n1 taken after recovery")
+}
+
+func TestGarbageIsReset(t *testing.T) {
+	n := testNode("n1", false)
+	n.Annotations[contract.AnnotationState] = "Exploding"
+	n.Annotations[contract.AnnotationRebootAuthorized] = n.Status.NodeInfo.BootID
+	f := newFakeAPI(t, n)
+	_, m, rec, ctx := startController(t, f, testConfig(1))
+	waitAll(ctx, t, f, []string{"n1"}, func(n *v1.Node) bool {
+		_, a := n.Annotations[contract.AnnotationRebootAuthorized]
+		return !decide.Out(n) && !a
+	}, "garbage removed")
+	waitEvent(t, rec, "Warning "+contract.ReasonInvalidAnnotation)
+	if v := testutil.ToFloat64(m.InvalidAnnotations); v != 1 {
+		t.Errorf("invalid_annotations_total = %v", v)
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	f := newFakeAPI(t, testNode("n1", true), testPod("web-1", "n1"))
+	cfg := testConfig(1)
+	cfg.DryRun = true
+	_, _, rec, _ := startController(t, f, cfg)
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-rec.Events:
+			if strings.Contains(e, contract.ReasonDryRun) {
+				for _, a := range f.Actions() {
+					if v := a.GetVerb(); v != "list" && v != "watch" && v != "get" {
+						t.Errorf("dry run wrote: %s %s", v, a.GetResource().Resource)
+					}
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no DryRun event")
+		}
+	}
+}
+
+func TestMergePatch(t *testing.T) {
+	v := "x"
+	b, err := MergePatch(&decide.Patch{Unschedulable: new(false), Annotations: map[string]*string{"a": &v, "b": nil}}, "42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"metadata":{"annotations":{"a":"x","b":null},"resourceVersion":"42"},"spec":{"unschedulable":false}}`
+	if string(b) != want {
+		t.Errorf("patch %s, want %s", b, want)
+	}
+}
