@@ -134,16 +134,7 @@ func (p *Process) Stop(grace time.Duration) {
 	}
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
+// freePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago.
 func freePorts(n int) ([]int, error) {
 	// Hold all listeners open until every port is picked, so none repeats.
 	var ls []net.Listener
