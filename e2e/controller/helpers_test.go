@@ -86,7 +86,12 @@ type env struct {
 func setup(t *testing.T, nodes int, timeout time.Duration) *env {
 	t.Helper()
 	start := time.Now()
-	c := framework.StartCluster(t, framework.Options{Nodes: nodes})
+	opts := framework.Options{Nodes: nodes}
+	if keep := os.Getenv("E2E_KEEP_DIR"); keep != "" {
+		// Keep the logs of a passing run too, for reading.
+		opts.Dir = filepath.Join(keep, t.Name())
+	}
+	c := framework.StartCluster(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	kc, _, err := c.ServiceAccountKubeconfig(ctx, systemNS, serviceAccount)
