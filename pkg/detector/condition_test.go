@@ -6,6 +6,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/sentinel"
@@ -118,5 +119,36 @@ func TestUntilHeartbeat(t *testing.T) {
 	}
 	if got := untilHeartbeat(c, t0.Add(time.Hour), heartbeat); got != time.Millisecond {
 		t.Errorf("overdue untilHeartbeat = %v, want 1ms", got)
+	}
+}
+
+func TestReporterPrevious(t *testing.T) {
+	ours := cond(absent, t0, t0.Add(time.Minute))
+	stale := cond(present, t0, t0)
+	node := func(uid, rv string, c *v1.NodeCondition) *v1.Node {
+		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", UID: types.UID(uid), ResourceVersion: rv}}
+		if c != nil {
+			n.Status.Conditions = []v1.NodeCondition{*c}
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name        string
+		lastWritten *v1.NodeCondition
+		node        *v1.Node
+		want        *v1.NodeCondition
+	}{
+		{"restart: the cache", nil, node("u1", "10", stale), stale},
+		{"cache behind our write", ours, node("u1", "9", stale), ours},
+		{"cache at our write", ours, node("u1", "10", ours), ours},
+		{"cache after our write (someone else changed it)", ours, node("u1", "11", stale), stale},
+		{"condition removed later by someone", ours, node("u1", "11", nil), nil},
+		{"node recreated", ours, node("u2", "3", nil), nil},
+		{"opaque versions: ours", ours, node("u1", "abc", stale), ours},
+	} {
+		r := &reporter{condType: contract.DefaultConditionType, lastWritten: tc.lastWritten, lastUID: "u1", lastRV: "10"}
+		if got := r.previous(tc.node); got != tc.want && (got == nil || tc.want == nil || *got != *tc.want) {
+			t.Errorf("%s: previous = %+v, want %+v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,7 @@ type reporter struct {
 	// have caught up yet.
 	lastWritten *v1.NodeCondition
 	lastUID     types.UID
+	lastRV      string
 	failures    wait.Backoff
 }
 
@@ -125,7 +127,7 @@ func (r *reporter) sync(ctx context.Context) time.Duration {
 		r.reported.Store(true)
 		return untilHeartbeat(prev, now, r.heartbeat)
 	}
-	written, err := r.patch(ctx, cond)
+	written, rv, err := r.patch(ctx, cond)
 	if err != nil {
 		r.metrics.error(ErrorConditionWrite)
 		delay := r.failures.Step()
@@ -134,7 +136,7 @@ func (r *reporter) sync(ctx context.Context) time.Duration {
 	}
 	r.failures = r.retry
 	r.metrics.conditionWrites.Inc()
-	r.lastWritten, r.lastUID = written, node.UID
+	r.lastWritten, r.lastUID, r.lastRV = written, node.UID, rv
 	r.reported.Store(true)
 	if eventType, reason, ok := transitionEvent(prev, cond); ok {
 		r.recorder.Event(nodeRef(r.nodeName), eventType, reason, cond.Message)
@@ -145,17 +147,26 @@ func (r *reporter) sync(ctx context.Context) time.Duration {
 	return untilHeartbeat(written, r.clock.Now(), r.heartbeat)
 }
 
-// previous is the condition the node has now: from the cache, or from our
-// last write while the cache lags behind it.
+// previous is the condition the node has now. The detector is the only
+// writer of its condition, so after a write of ours, what we wrote is the
+// truth until the cache shows a later change of the node (the cache lags
+// behind our own writes). Before our first write (a restart) and when the
+// node was recreated, the cache is the truth.
 func (r *reporter) previous(node *v1.Node) *v1.NodeCondition {
 	cached := findCondition(node, r.condType)
-	if r.lastWritten == nil || node.UID != r.lastUID {
-		return cached // a restart, or the node was recreated
+	if r.lastWritten == nil || node.UID != r.lastUID || laterVersion(node.ResourceVersion, r.lastRV) {
+		return cached
 	}
-	if cached == nil || cached.LastHeartbeatTime.Before(&r.lastWritten.LastHeartbeatTime) {
-		return r.lastWritten
-	}
-	return cached
+	return r.lastWritten
+}
+
+// laterVersion reports whether resource version a is later than b.
+// Resource versions are opaque, but the API server's are etcd revisions:
+// when both are integers, a larger one is later. Otherwise nothing is known.
+func laterVersion(a, b string) bool {
+	x, err1 := strconv.ParseUint(a, 10, 64)
+	y, err2 := strconv.ParseUint(b, 10, 64)
+	return err1 == nil && err2 == nil && x > y
 }
 
 // untilHeartbeat is how long until cond's heartbeat is due (at least a
@@ -167,20 +178,20 @@ func untilHeartbeat(cond *v1.NodeCondition, now time.Time, heartbeat time.Durati
 
 // patch writes one condition with a strategic-merge patch of nodes/status,
 // which merges conditions by type and leaves the others alone. It returns
-// the condition as stored.
-func (r *reporter) patch(ctx context.Context, cond v1.NodeCondition) (*v1.NodeCondition, error) {
+// the condition as stored and the node's new resource version.
+func (r *reporter) patch(ctx context.Context, cond v1.NodeCondition) (*v1.NodeCondition, string, error) {
 	body, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []v1.NodeCondition{cond}}})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	node, err := r.client.CoreV1().Nodes().Patch(ctx, r.nodeName, types.StrategicMergePatchType, body, metav1.PatchOptions{}, "status")
 	if err != nil {
-		return nil, fmt.Errorf("patch nodes/%s/status: %w", r.nodeName, err)
+		return nil, "", fmt.Errorf("patch nodes/%s/status: %w", r.nodeName, err)
 	}
 	if c := findCondition(node, r.condType); c != nil {
-		return c.DeepCopy(), nil
+		return c.DeepCopy(), node.ResourceVersion, nil
 	}
-	return &cond, nil
+	return &cond, node.ResourceVersion, nil
 }

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
+	t.Setenv("NODE_NAME", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--node-name: required"},
+		{[]string{"--node-name=n", "--reboot-method=halt"}, "--reboot-method"},
+		{[]string{"--node-name=n", "--heartbeat-period=soon"}, "--heartbeat-period"},
+		{[]string{"--node-name=n", "--no-such-flag"}, "--no-such-flag"},
+		{[]string{"--node-name=n", "--sentinel=relative"}, "--sentinel"},
+		{[]string{"--node-name=n", "extra"}, "unexpected arguments"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(tc.args, &stderr); code != 2 {
+			t.Errorf("run(%q) = %d, want 2; stderr %s", tc.args, code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("run(%q) stderr %q does not name %q", tc.args, stderr.String(), tc.want)
+		}
+	}
+}
+
+func TestHelpExits0(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run([]string{"--help"}, &stderr); code != 0 {
+		t.Fatalf("--help: %d", code)
+	}
+	for _, flag := range []string{"--sentinel", "--reboot-method", "--node-name", "--v"} {
+		if !strings.Contains(stderr.String(), flag) {
+			t.Errorf("--help does not list %s", flag)
+		}
+	}
+}
+
+func TestStartupErrorExits1(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	code := run([]string{"--node-name=n", "--kubeconfig=" + kubeconfig, "--boot-id-file=" + filepath.Join(dir, "missing")}, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "boot ID") {
+		t.Fatalf("missing boot ID file: %d %q, want 1 and a message about the boot ID", code, stderr.String())
+	}
+}

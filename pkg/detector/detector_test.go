@@ -1,0 +1,680 @@
+package detector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/sentinel"
+)
+
+const nodeName = "node-0"
+
+// fakeSource emits what the test sends and reports probe requests.
+type fakeSource struct {
+	obs    chan sentinel.Observation
+	probes chan struct{}
+}
+
+func newFakeSource() *fakeSource {
+	return &fakeSource{obs: make(chan sentinel.Observation, 10), probes: make(chan struct{}, 10)}
+}
+
+func (f *fakeSource) Run(ctx context.Context, probeNow <-chan struct{}, emit func(sentinel.Observation)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case o := <-f.obs:
+			emit(o)
+		case <-probeNow:
+			select {
+			case f.probes <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// fakeRebooter counts calls, fails the first failures ones and checks that
+// calls never overlap.
+type fakeRebooter struct {
+	mu       sync.Mutex
+	calls    int
+	failures int
+	inFlight int
+	overlap  bool
+	called   chan struct{}
+}
+
+func newFakeRebooter(failures int) *fakeRebooter {
+	return &fakeRebooter{failures: failures, called: make(chan struct{}, 100)}
+}
+
+func (f *fakeRebooter) Reboot(context.Context) error {
+	f.mu.Lock()
+	f.calls++
+	f.inFlight++
+	if f.inFlight > 1 {
+		f.overlap = true
+	}
+	n := f.calls
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inFlight--
+		f.mu.Unlock()
+		f.called <- struct{}{}
+	}()
+	if n <= f.failures {
+		return fmt.Errorf("Failed to reboot system via logind: attempt %d", n)
+	}
+	return nil
+}
+
+func (f *fakeRebooter) Calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+type harness struct {
+	t        *testing.T
+	client   *fake.Clientset
+	source   *fakeSource
+	rebooter *fakeRebooter
+	recorder *record.FakeRecorder
+	clock    clock.WithTicker
+	d        *Detector
+	ctx      context.Context
+	bootID   string
+}
+
+type harnessOpts struct {
+	node      *v1.Node
+	detection bool
+	failures  int
+	clock     clock.WithTicker
+	// setup runs on the client before the detector starts (reactors
+	// cannot be added safely later).
+	setup func(*fake.Clientset)
+}
+
+func newNode(ann map[string]string, conds ...v1.NodeCondition) *v1.Node {
+	return &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: nodeName, UID: "uid-1", Annotations: ann},
+		Status: v1.NodeStatus{
+			NodeInfo: v1.NodeSystemInfo{BootID: bootA},
+			Conditions: append([]v1.NodeCondition{{
+				Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady",
+				LastHeartbeatTime: metav1.NewTime(t0), LastTransitionTime: metav1.NewTime(t0),
+			}}, conds...),
+		},
+	}
+}
+
+// start runs a detector on a fake clientset until the test ends.
+func start(t *testing.T, o harnessOpts) *harness {
+	t.Helper()
+	if o.node == nil {
+		o.node = newNode(nil)
+	}
+	if o.clock == nil {
+		o.clock = clock.RealClock{}
+	}
+	bootFile := filepath.Join(t.TempDir(), "boot_id")
+	if err := os.WriteFile(bootFile, []byte(bootA+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{
+		t:        t,
+		client:   fake.NewClientset(o.node),
+		source:   newFakeSource(),
+		rebooter: newFakeRebooter(o.failures),
+		recorder: record.NewFakeRecorder(100),
+		clock:    o.clock,
+		bootID:   bootA,
+	}
+	if o.setup != nil {
+		o.setup(h.client)
+	}
+	d, err := New(Config{
+		Client: h.client, NodeName: nodeName, ConditionType: contract.DefaultConditionType,
+		Detection: o.detection, Source: h.source, HeartbeatPeriod: heartbeat,
+		BootIDFile: bootFile, Rebooter: h.rebooter,
+		RebootBackoff:  wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 100, Cap: 40 * time.Millisecond},
+		WriteBackoff:   wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 100, Cap: 40 * time.Millisecond},
+		MetricsAddress: "127.0.0.1:0", HealthAddress: "127.0.0.1:0",
+		Clock: o.clock, Recorder: h.recorder,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.BootID() != bootA {
+		t.Fatalf("BootID() = %q, want the trimmed file content %q", d.BootID(), bootA)
+	}
+	h.d = d
+	ctx, cancel := context.WithCancel(context.Background())
+	h.ctx = ctx
+	if err := d.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	return h
+}
+
+func (h *harness) node() *v1.Node {
+	h.t.Helper()
+	n, err := h.client.CoreV1().Nodes().Get(context.Background(), nodeName, metav1.GetOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+// waitNode observes the fake until cond holds.
+func (h *harness) waitNode(what string, cond func(*v1.Node) bool) *v1.Node {
+	h.t.Helper()
+	var last *v1.Node
+	err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		last = h.node()
+		return cond(last), nil
+	})
+	if err != nil {
+		h.t.Fatalf("waiting for %s: %v; node: %+v %+v", what, err, last.Annotations, last.Status.Conditions)
+	}
+	return last
+}
+
+func (h *harness) waitCondition(status v1.ConditionStatus) v1.NodeCondition {
+	h.t.Helper()
+	n := h.waitNode("condition "+string(status), func(n *v1.Node) bool {
+		c := findCondition(n, contract.DefaultConditionType)
+		return c != nil && c.Status == status
+	})
+	return *findCondition(n, contract.DefaultConditionType)
+}
+
+// event waits for the next recorded event.
+func (h *harness) event() string {
+	h.t.Helper()
+	select {
+	case e := <-h.recorder.Events:
+		return e
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("no event within 10s")
+		return ""
+	}
+}
+
+func (h *harness) expectEvent(prefix string) string {
+	h.t.Helper()
+	e := h.event()
+	if !strings.HasPrefix(e, prefix) {
+		h.t.Fatalf("event %q, want one starting with %q", e, prefix)
+	}
+	return e
+}
+
+func (h *harness) noEvent() {
+	h.t.Helper()
+	select {
+	case e := <-h.recorder.Events:
+		h.t.Fatalf("unexpected event %q", e)
+	default:
+	}
+}
+
+func (h *harness) annotate(ann map[string]*string) {
+	h.t.Helper()
+	n := h.node()
+	if n.Annotations == nil {
+		n.Annotations = map[string]string{}
+	}
+	for k, v := range ann {
+		if v == nil {
+			delete(n.Annotations, k)
+		} else {
+			n.Annotations[k] = *v
+		}
+	}
+	if _, err := h.client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// statusPatches counts the patches of nodes/status.
+func (h *harness) statusPatches() int {
+	n := 0
+	for _, a := range h.client.Actions() {
+		if a.GetVerb() == "patch" && a.GetSubresource() == "status" {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *harness) ready() (int, string) {
+	h.t.Helper()
+	resp, err := http.Get("http://" + h.d.HealthAddr() + "/readyz?verbose")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func ptr(s string) *string { return &s }
+
+// value reads a counter or gauge.
+func value(m prometheus.Metric) float64 {
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		panic(err)
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return d.Gauge.GetValue()
+}
+
+// waitMetric waits until a metric has a value: counters move right after the
+// call that the test saw returns.
+func waitMetric(t *testing.T, c prometheus.Metric, want float64) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return value(c) == want, nil
+	}); err != nil {
+		t.Fatalf("metric %v, want %v", value(c), want)
+	}
+}
+
+func TestConditionTransitionsAndEvents(t *testing.T) {
+	h := start(t, harnessOpts{detection: true})
+	if code, body := h.ready(); code != http.StatusInternalServerError {
+		t.Fatalf("/readyz before any observation: %d %s", code, body)
+	}
+
+	h.source.obs <- present
+	c := h.waitCondition(v1.ConditionTrue)
+	if c.Reason != sentinel.ReasonSentinelPresent || c.Message != present.Message {
+		t.Fatalf("condition %+v", c)
+	}
+	h.expectEvent("Normal RebootRequired " + present.Message)
+	if got := value(h.d.metrics.rebootRequired); got != 1 {
+		t.Fatalf("reboot_required gauge %v, want 1", got)
+	}
+	if code, body := h.ready(); code != http.StatusOK {
+		t.Fatalf("/readyz after the first write: %d %s", code, body)
+	}
+	// The kubelet's condition is untouched.
+	if r := findCondition(h.node(), string(v1.NodeReady)); r == nil || r.Status != v1.ConditionTrue || r.Reason != "KubeletReady" {
+		t.Fatalf("Ready condition changed: %+v", r)
+	}
+
+	// The same observation again: no write, no event.
+	writes := h.statusPatches()
+	h.source.obs <- present
+	h.source.obs <- absent // a sync point: the next write is this one's
+	c = h.waitCondition(v1.ConditionFalse)
+	if got := h.statusPatches(); got != writes+1 {
+		for _, a := range h.client.Actions() {
+			if p, ok := a.(k8stesting.PatchAction); ok {
+				t.Logf("%s %s %s", a.GetVerb(), a.GetSubresource(), p.GetPatch())
+			}
+		}
+		t.Fatalf("%d status patches for an unchanged and a changed observation, want 1", got-writes)
+	}
+	h.expectEvent("Normal RebootNotRequired")
+
+	h.source.obs <- folder
+	c = h.waitCondition(v1.ConditionUnknown)
+	h.expectEvent("Warning SentinelUnreadable Sentinel /var/run/reboot-required is a folder")
+	if got := value(h.d.metrics.rebootRequired); got != -1 {
+		t.Fatalf("reboot_required gauge %v, want -1", got)
+	}
+	if got := value(h.d.metrics.errors.WithLabelValues(ErrorSentinel)); got != 1 {
+		t.Fatalf("sentinel errors %v, want 1", got)
+	}
+	h.source.obs <- cmdFailed
+	h.waitNode("command failure reason", func(n *v1.Node) bool {
+		return findCondition(n, contract.DefaultConditionType).Reason == sentinel.ReasonCommandFailed
+	})
+	h.expectEvent("Warning RebootRequiredUnknown")
+	if h.rebooter.Calls() != 0 {
+		t.Fatal("rebooted without an authorization")
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	h := start(t, harnessOpts{detection: true, clock: clk})
+	h.source.obs <- present
+	first := h.waitCondition(v1.ConditionTrue)
+	if !first.LastHeartbeatTime.Time.Equal(t0) || !first.LastTransitionTime.Time.Equal(t0) {
+		t.Fatalf("first write %+v, want both times %v", first, t0)
+	}
+	h.expectEvent("Normal RebootRequired")
+
+	// Just before the heartbeat is due: nothing is written.
+	waitForTimer(t, clk)
+	clk.Step(heartbeat - time.Second)
+	h.source.obs <- present
+	waitForTimer(t, clk)
+	if got := findCondition(h.node(), contract.DefaultConditionType); !got.LastHeartbeatTime.Time.Equal(t0) {
+		t.Fatalf("heartbeat written early: %v", got.LastHeartbeatTime)
+	}
+	clk.Step(time.Second)
+	n := h.waitNode("heartbeat", func(n *v1.Node) bool {
+		return findCondition(n, contract.DefaultConditionType).LastHeartbeatTime.Time.Equal(t0.Add(heartbeat))
+	})
+	if c := findCondition(n, contract.DefaultConditionType); !c.LastTransitionTime.Time.Equal(t0) {
+		t.Fatalf("heartbeat moved the transition time: %v", c.LastTransitionTime)
+	}
+	h.noEvent()
+}
+
+// waitForTimer waits until the fake clock has a waiter (the loop armed its
+// timer).
+func waitForTimer(t *testing.T, clk *clocktesting.FakeClock) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return clk.HasWaiters(), nil
+	}); err != nil {
+		t.Fatal("the detector armed no timer")
+	}
+}
+
+func TestRestartKeepsTransitionTime(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	old := cond(present, t0.Add(-48*time.Hour), t0.Add(-time.Minute))
+	h := start(t, harnessOpts{detection: true, clock: clk, node: newNode(nil, *old)})
+	h.source.obs <- present
+	// Nothing to write: ready without a write, no event.
+	if err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		code, _ := h.ready()
+		return code == http.StatusOK, nil
+	}); err != nil {
+		t.Fatal("not ready")
+	}
+	if n := h.statusPatches(); n != 0 {
+		t.Fatalf("%d writes of an unchanged, fresh condition", n)
+	}
+	h.noEvent()
+	// A status change keeps nothing of the old transition.
+	h.source.obs <- absent
+	c := h.waitCondition(v1.ConditionFalse)
+	if !c.LastTransitionTime.Time.Equal(t0) {
+		t.Fatalf("transition time %v, want %v", c.LastTransitionTime, t0)
+	}
+}
+
+func TestConditionWriteRetried(t *testing.T) {
+	var mu sync.Mutex
+	failures := 3
+	h := start(t, harnessOpts{detection: true, setup: func(c *fake.Clientset) {
+		c.PrependReactor("patch", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if a.GetSubresource() == "status" && failures > 0 {
+				failures--
+				return true, nil, errors.New("connection refused")
+			}
+			return false, nil, nil
+		})
+	}})
+	h.source.obs <- present
+	h.waitCondition(v1.ConditionTrue)
+	if got := value(h.d.metrics.errors.WithLabelValues(ErrorConditionWrite)); got != 3 {
+		t.Fatalf("condition_write errors %v, want 3", got)
+	}
+	h.expectEvent("Normal RebootRequired")
+	h.noEvent()
+}
+
+func TestRebootWhenAuthorized(t *testing.T) {
+	h := start(t, harnessOpts{detection: true})
+	h.source.obs <- present
+	h.waitCondition(v1.ConditionTrue)
+	h.expectEvent("Normal RebootRequired")
+
+	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootA)})
+	select {
+	case <-h.rebooter.called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reboot")
+	}
+	n := h.node()
+	if got := n.Annotations[contract.AnnotationRebooting]; got != bootA {
+		t.Fatalf("rebooting annotation %q, want %q", got, bootA)
+	}
+	h.expectEvent("Normal Rebooting")
+	// More node updates never issue a second reboot.
+	for i := range 5 {
+		h.annotate(map[string]*string{"touch": ptr(fmt.Sprint(i))})
+	}
+	h.waitNode("last update", func(n *v1.Node) bool { return n.Annotations["touch"] == "4" })
+	h.source.obs <- absent // and a sync point for the loops
+	h.waitCondition(v1.ConditionFalse)
+	if got := h.rebooter.Calls(); got != 1 {
+		t.Fatalf("%d reboots, want 1", got)
+	}
+	waitMetric(t, h.d.metrics.rebootsIssued, 1)
+	// The detector wrote only its own annotation.
+	for k := range n.Annotations {
+		if k != contract.AnnotationRebooting && k != contract.AnnotationRebootAuthorized {
+			t.Errorf("unexpected annotation %s", k)
+		}
+	}
+}
+
+func TestRebootFailureRetriedWithBackoff(t *testing.T) {
+	h := start(t, harnessOpts{detection: false, failures: 2})
+	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootA)})
+	for range 3 {
+		select {
+		case <-h.rebooter.called:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d reboot attempts", h.rebooter.Calls())
+		}
+	}
+	h.expectEvent("Normal Rebooting")
+	h.expectEvent("Warning RebootFailed Reboot failed, retrying in")
+	h.expectEvent("Normal Rebooting Rebooting: nodereboot.io/reboot-authorized equals the current boot ID " + bootA + " (issued again")
+	h.expectEvent("Warning RebootFailed")
+	h.expectEvent("Normal Rebooting")
+	if got := value(h.d.metrics.errors.WithLabelValues(ErrorReboot)); got != 2 {
+		t.Fatalf("reboot errors %v, want 2", got)
+	}
+	waitMetric(t, h.d.metrics.rebootsIssued, 1)
+	h.rebooter.mu.Lock()
+	overlap := h.rebooter.overlap
+	h.rebooter.mu.Unlock()
+	if overlap {
+		t.Fatal("two reboots ran at once")
+	}
+	// Nothing was ever written to the status: reboot-only mode.
+	if n := h.statusPatches(); n != 0 {
+		t.Fatalf("%d status patches with detection off", n)
+	}
+}
+
+func TestRebootRetryStopsWhenAuthorizationWithdrawn(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	h := start(t, harnessOpts{detection: false, failures: 100, clock: clk})
+	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootA)})
+	<-h.rebooter.called
+	h.expectEvent("Normal Rebooting")
+	h.expectEvent("Warning RebootFailed")
+	// The controller gives up and removes the authorization while the
+	// detector waits out its backoff (the fake clock does not move).
+	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: nil})
+	h.waitNode("rebooting annotation removed", func(n *v1.Node) bool {
+		_, ok := n.Annotations[contract.AnnotationRebooting]
+		return !ok
+	})
+	clk.Step(time.Hour)
+	h.annotate(map[string]*string{"sync": ptr("1")})
+	h.waitNode("sync", func(n *v1.Node) bool { return n.Annotations["sync"] == "1" })
+	select {
+	case <-h.rebooter.called:
+		t.Fatal("reboot attempted after the authorization was withdrawn")
+	default:
+	}
+}
+
+func TestInvalidAuthorization(t *testing.T) {
+	h := start(t, harnessOpts{detection: false})
+	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr("yes")})
+	h.expectEvent("Warning InvalidAnnotation nodereboot.io/reboot-authorized=\"yes\" is not a boot ID")
+	// The same value again and again: one warning.
+	for i := range 5 {
+		h.annotate(map[string]*string{"touch": ptr(fmt.Sprint(i))})
+	}
+	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootC)})
+	h.expectEvent("Warning InvalidAnnotation nodereboot.io/reboot-authorized=\"" + bootC + "\" is not the current boot ID")
+	h.noEvent()
+	if got := value(h.d.metrics.errors.WithLabelValues(ErrorInvalidAnnotation)); got != 2 {
+		t.Fatalf("invalid_annotation errors %v, want 2", got)
+	}
+	if h.rebooter.Calls() != 0 {
+		t.Fatal("garbage led to a reboot")
+	}
+	if _, ok := h.node().Annotations[contract.AnnotationRebooting]; ok {
+		t.Fatal("rebooting annotation written for garbage")
+	}
+}
+
+func TestAfterReboot(t *testing.T) {
+	node := newNode(map[string]string{
+		contract.AnnotationRebootAuthorized: bootB,
+		contract.AnnotationRebooting:        bootB,
+		contract.AnnotationState:            string(contract.StateAuthorized),
+	})
+	h := start(t, harnessOpts{detection: true, node: node})
+	h.expectEvent("Normal Rebooted Node rebooted: boot ID " + bootB + " -> " + bootA)
+	n := h.waitNode("rebooting removed", func(n *v1.Node) bool {
+		_, ok := n.Annotations[contract.AnnotationRebooting]
+		return !ok
+	})
+	if n.Annotations[contract.AnnotationRebootAuthorized] != bootB {
+		t.Fatal("the detector touched the controller's authorization")
+	}
+	select {
+	case <-h.source.probes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no immediate sentinel observation after the boot")
+	}
+	// The stale authorization stays until the controller clears it: no
+	// warning about it, no reboot.
+	h.annotate(map[string]*string{"touch": ptr("1")})
+	h.source.obs <- absent
+	h.waitCondition(v1.ConditionFalse)
+	h.expectEvent("Normal RebootNotRequired")
+	h.noEvent()
+	if h.rebooter.Calls() != 0 {
+		t.Fatal("rebooted on a stale authorization")
+	}
+}
+
+func TestResumeInterruptedReboot(t *testing.T) {
+	node := newNode(map[string]string{
+		contract.AnnotationRebootAuthorized: bootA,
+		contract.AnnotationRebooting:        bootA,
+	})
+	h := start(t, harnessOpts{detection: false, node: node})
+	select {
+	case <-h.rebooter.called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the interrupted reboot was not issued again")
+	}
+	h.expectEvent("Normal Rebooting")
+	for _, a := range h.client.Actions() {
+		if a.GetVerb() == "patch" {
+			t.Fatalf("unexpected patch %v", a)
+		}
+	}
+}
+
+func TestEventRecorderWritesNodeEvents(t *testing.T) {
+	client := fake.NewClientset()
+	ctx := context.Background()
+	r := newEventRecorder(ctx, client, nodeName)
+	r.Eventf(nodeRef(nodeName), v1.EventTypeWarning, contract.ReasonInvalidAnnotation, "value %q", "yes")
+	r.Stop(10 * time.Second)
+	events, err := client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{})
+	if err != nil || len(events.Items) != 1 {
+		t.Fatalf("events in default: %v, %v; want the one recorded, written before Stop returned", events, err)
+	}
+	e := events.Items[0]
+	if e.InvolvedObject.Kind != "Node" || e.InvolvedObject.Name != nodeName || string(e.InvolvedObject.UID) != nodeName ||
+		e.Reason != contract.ReasonInvalidAnnotation || e.Source.Component != contract.DetectorComponent || e.Source.Host != nodeName {
+		t.Fatalf("event %+v", e)
+	}
+}
+
+func TestNoRebootBeforeTheAnnotationIsWritten(t *testing.T) {
+	var mu sync.Mutex
+	failures := 2
+	h := start(t, harnessOpts{detection: false, setup: func(c *fake.Clientset) {
+		c.PrependReactor("patch", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if a.GetSubresource() == "" && failures > 0 {
+				failures--
+				return true, nil, errors.New("the server is currently unable to handle the request")
+			}
+			return false, nil, nil
+		})
+	}})
+	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootA)})
+	select {
+	case <-h.rebooter.called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reboot after the API came back")
+	}
+	if got := value(h.d.metrics.errors.WithLabelValues(ErrorAnnotationWrite)); got != 2 {
+		t.Fatalf("annotation_write errors %v, want 2", got)
+	}
+	if got := h.node().Annotations[contract.AnnotationRebooting]; got != bootA {
+		t.Fatalf("rebooted, but %s is %q", contract.AnnotationRebooting, got)
+	}
+	if h.rebooter.Calls() != 1 {
+		t.Fatalf("%d reboots", h.rebooter.Calls())
+	}
+	h.expectEvent("Normal Rebooting")
+}
