@@ -105,6 +105,12 @@ func ConsistentListWatch(rc rest.Interface, resource, namespace string, selector
 	return lw
 }
 
+// WaitFor lists and watches one named object of any resource until cond
+// holds, and returns it.
+func WaitFor(ctx context.Context, rc rest.Interface, resource, namespace, name string, obj runtime.Object, cond func(any) bool) (runtime.Object, error) {
+	return waitForObject(ctx, rc, resource, namespace, name, obj, func(o runtime.Object) bool { return cond(o) })
+}
+
 // waitForObject lists and watches one named object until cond holds.
 func waitForObject(ctx context.Context, rc rest.Interface, resource, namespace, name string, obj runtime.Object, cond func(runtime.Object) bool) (runtime.Object, error) {
 	lw := ConsistentListWatch(rc, resource, namespace, fields.OneTermEqualSelector("metadata.name", name))

@@ -1,0 +1,130 @@
+// Command demo is `make demo`: it starts the local control plane with
+// simulated nodes, installs nodereboot (two controller replicas, a detector per
+// node, the RBAC of deploy/rbac), puts a workload with a PodDisruptionBudget on
+// the nodes, creates the reboot sentinel on some of them and shows the rollout
+// live until every one of them has rebooted and is schedulable again. Then it
+// prints a timeline per node and shuts everything down.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/nodereboot/nodereboot/e2e/framework"
+	"github.com/nodereboot/nodereboot/e2e/harness"
+)
+
+type options struct {
+	nodes, reboot, maxConcurrent, replicas int
+	rebootTime, timeout                    time.Duration
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
+
+func run(args []string, out io.Writer) int {
+	var o options
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.IntVar(&o.nodes, "nodes", 5, "simulated nodes")
+	fs.IntVar(&o.reboot, "reboot", 3, "how many of them need a reboot")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent", 1, "the controller's --max-concurrent")
+	fs.IntVar(&o.replicas, "replicas", 0, "replicas of the demo workload (default 2 per node)")
+	fs.DurationVar(&o.rebootTime, "reboot-time", 3*time.Second, "how long a simulated reboot keeps a node down")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch {
+	case o.nodes < 1:
+		fmt.Fprintln(os.Stderr, "invalid --nodes: need at least 1")
+		return 2
+	case o.reboot < 1 || o.reboot > o.nodes:
+		fmt.Fprintf(os.Stderr, "invalid --reboot: must be between 1 and --nodes (%d)\n", o.nodes)
+		return 2
+	case o.maxConcurrent < 1:
+		fmt.Fprintln(os.Stderr, "invalid --max-concurrent: need at least 1")
+		return 2
+	case o.rebootTime < 0:
+		fmt.Fprintln(os.Stderr, "invalid --reboot-time: must not be negative")
+		return 2
+	}
+	if o.replicas == 0 {
+		o.replicas = 2 * o.nodes
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if err := demo(ctx, o, out); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	return 0
+}
+
+func demo(ctx context.Context, o options, out io.Writer) error {
+	fmt.Fprintf(out, "nodereboot demo: %d simulated nodes, %d need a reboot, --max-concurrent %d, a reboot takes %s\n\n",
+		o.nodes, o.reboot, o.maxConcurrent, o.rebootTime)
+	fmt.Fprintln(out, "Starting a local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)")
+	fmt.Fprintf(out, "with nodereboot installed: 2 controller replicas, a detector on every node, and a Deployment of\n%d replicas with a PodDisruptionBudget (maxUnavailable 1) spread over the nodes...\n", o.replicas)
+	started := time.Now()
+	h, err := harness.Start(ctx, harness.Config{
+		Cluster:            framework.Options{Nodes: o.nodes},
+		RebootDelay:        o.rebootTime,
+		Detectors:          true,
+		ControllerReplicas: 2,
+		ControllerArgs:     []string{fmt.Sprintf("--max-concurrent=%d", o.maxConcurrent)},
+		Workload:           &harness.Workload{Replicas: int32(o.replicas)},
+	})
+	if h != nil {
+		defer func() {
+			fmt.Fprintln(out, "\nShutting down...")
+			h.Stop()
+			h.Cluster.Remove()
+		}()
+	}
+	if err != nil {
+		if h != nil && h.Cluster != nil {
+			return fmt.Errorf("%w (logs: %s)", err, h.Cluster.LogDir)
+		}
+		return err
+	}
+	fmt.Fprintf(out, "Ready in %s. Component logs: %s\n", time.Since(started).Round(100*time.Millisecond), h.Cluster.LogDir)
+	fmt.Fprintf(out, "Try, in another terminal:  %s/kubectl --kubeconfig %s describe node node-0\n\n", h.Cluster.BinDir, h.Cluster.AdminKubeconfig)
+
+	w := newWatcher(h, o.reboot)
+	isTTY := false
+	if f, ok := out.(*os.File); ok {
+		isTTY = term.IsTerminal(int(f.Fd()))
+	}
+	v := newView(out, isTTY, w)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if err := w.start(watchCtx); err != nil {
+		return err
+	}
+
+	rolloutStart := time.Now()
+	fmt.Fprintf(out, "Creating the sentinel /var/run/reboot-required on %d nodes, as unattended-upgrades would.\n\n", o.reboot)
+	for _, n := range h.Nodes[:o.reboot] {
+		if err := n.CreateSentinel(); err != nil {
+			return err
+		}
+	}
+	err = v.run(ctx, func() bool { return w.done(h.Nodes[:o.reboot]) })
+	total := time.Since(rolloutStart)
+	v.timeline(rolloutStart, h.Nodes[:o.reboot])
+	if err != nil {
+		return fmt.Errorf("rollout did not finish: %w (logs: %s)", err, h.Cluster.LogDir)
+	}
+	fmt.Fprintf(out, "\nAll %d nodes rebooted one authorization each, drained within the budget and uncordoned: %s from the first sentinel to the last uncordon.\n",
+		o.reboot, total.Round(100*time.Millisecond))
+	return nil
+}
