@@ -248,6 +248,9 @@ func (n *Node) reboot(ctx context.Context) error {
 	if n.agent != nil {
 		n.agent.Stop(5 * time.Second) // systemd stops services before rebooting
 	}
+	// Requests made while the host was already going down are moot, as a
+	// second `systemctl reboot` during shutdown is: one request, one reboot.
+	_ = os.Remove(n.requestFile)
 	old := n.BootID()
 	if err := n.patchPoweredOff(ctx, true); err != nil {
 		return err

@@ -114,34 +114,24 @@ func formatEvent(e *corev1.Event) string {
 	return fmt.Sprintf("%s  %-7s %-8s %-22s %-21s %s", eventTime(e).Format("15:04:05.000"), e.Type, e.InvolvedObject.Name, src, e.Reason, msg)
 }
 
-// timeline prints, per node, when each step happened, counted from start.
+// timeline prints, per node, when each step was seen, counted from start,
+// and how many reboots the host went through.
 func (v *view) timeline(start time.Time, hosts []*nodesim.Node) {
-	steps := []string{contract.ReasonRebootRequired, contract.ReasonCordoned, contract.ReasonDrained,
-		contract.ReasonRebootAuthorized, contract.ReasonRebooting, contract.ReasonRebooted, contract.ReasonUncordoned}
-	first := map[string]map[string]time.Time{}
-	for _, e := range v.w.sortedEvents() {
-		m := first[e.InvolvedObject.Name]
-		if m == nil {
-			m = map[string]time.Time{}
-			first[e.InvolvedObject.Name] = m
-		}
-		if _, ok := m[e.Reason]; !ok {
-			m[e.Reason] = eventTime(e)
-		}
-	}
-	fmt.Fprintln(v.out, "\nTIMELINE (seconds after the first sentinel was created; events carry whole-second or finer times)")
+	fmt.Fprintln(v.out, "\nTIMELINE (seconds after the first sentinel was created, as seen by a watch on the nodes)")
 	tw := tabwriter.NewWriter(v.out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "NODE\t"+strings.Join(steps, "\t")+"\t")
+	fmt.Fprintln(tw, "NODE\t"+strings.Join(stepNames[:], "\t")+"\tREBOOTS\t")
 	for _, host := range hosts {
+		seen := v.w.timeline(host.Name())
 		row := []string{host.Name()}
-		for _, s := range steps {
-			t, ok := first[host.Name()][s]
+		for s := range numSteps {
+			t, ok := seen[s]
 			if !ok {
 				row = append(row, "-")
 				continue
 			}
-			row = append(row, strconv.FormatFloat(t.Sub(start).Seconds(), 'f', 1, 64))
+			row = append(row, strconv.FormatFloat(t.Sub(start).Seconds(), 'f', 2, 64))
 		}
+		row = append(row, strconv.Itoa(len(host.Reboots())))
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 	}
 	tw.Flush()

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/nodereboot/nodereboot/e2e/framework"
 	"github.com/nodereboot/nodereboot/e2e/harness"
 	"github.com/nodereboot/nodereboot/e2e/nodesim"
 	"github.com/nodereboot/nodereboot/pkg/contract"
@@ -27,10 +28,67 @@ type watcher struct {
 	mu     sync.Mutex
 	events []*corev1.Event
 	seen   map[string]bool
+	steps  map[string]map[step]time.Time // node → step → when this watcher first saw it
+}
+
+// step is a point of a node's rollout that the timeline shows.
+type step int
+
+const (
+	stepRequired step = iota
+	stepCordoned
+	stepAuthorized
+	stepDown
+	stepUp
+	stepUncordoned
+	numSteps
+)
+
+var stepNames = [numSteps]string{"reboot required", "cordoned", "authorized", "went down", "back (new boot ID)", "uncordoned"}
+
+// observe records the steps that an update of a node shows for the first time.
+func (w *watcher) observe(oldNode, n *corev1.Node) {
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.steps[n.Name]
+	if m == nil {
+		m = map[step]time.Time{}
+		w.steps[n.Name] = m
+	}
+	mark := func(s step, happened bool) {
+		if _, done := m[s]; happened && !done {
+			m[s] = now
+		}
+	}
+	if c := condition(n, contract.DefaultConditionType); c != nil && c.Status == corev1.ConditionTrue {
+		mark(stepRequired, true)
+	}
+	state := n.Annotations[contract.AnnotationState]
+	mark(stepCordoned, state != "")
+	mark(stepAuthorized, state == string(contract.StateAuthorized))
+	if oldNode != nil {
+		_, cordoned := m[stepCordoned]
+		mark(stepDown, cordoned && !framework.NodeReady(n))
+		mark(stepUp, oldNode.Status.NodeInfo.BootID != n.Status.NodeInfo.BootID)
+		_, up := m[stepUp]
+		mark(stepUncordoned, up && state == "" && !n.Spec.Unschedulable)
+	}
+}
+
+// timeline returns when each step of a node was seen.
+func (w *watcher) timeline(node string) map[step]time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[step]time.Time{}
+	for s, t := range w.steps[node] {
+		out[s] = t
+	}
+	return out
 }
 
 func newWatcher(h *harness.Harness, _ int) *watcher {
-	return &watcher{h: h, changed: make(chan struct{}, 1), seen: map[string]bool{}}
+	return &watcher{h: h, changed: make(chan struct{}, 1), seen: map[string]bool{}, steps: map[string]map[step]time.Time{}}
 }
 
 func (w *watcher) poke() {
@@ -45,8 +103,20 @@ func (w *watcher) start(ctx context.Context) error {
 	nodeFactory := informers.NewSharedInformerFactory(client, 0)
 	nodeInf := nodeFactory.Core().V1().Nodes().Informer()
 	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { w.poke() },
-		UpdateFunc: func(any, any) { w.poke() },
+		AddFunc: func(obj any) {
+			if n, ok := obj.(*corev1.Node); ok {
+				w.observe(nil, n)
+			}
+			w.poke()
+		},
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*corev1.Node)
+			n, ok2 := newObj.(*corev1.Node)
+			if ok1 && ok2 {
+				w.observe(o, n)
+			}
+			w.poke()
+		},
 		DeleteFunc: func(any) { w.poke() },
 	}
 	if _, err := nodeInf.AddEventHandler(handler); err != nil {
