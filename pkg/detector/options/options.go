@@ -38,8 +38,8 @@ const (
 	DefaultRebootCommand         = "/bin/systemctl reboot"
 	DefaultMetricsBindAddress    = ":8080"
 	DefaultHealthBindAddress     = ":8081"
-	DefaultKubeAPIQPS            = 5
-	DefaultKubeAPIBurst          = 10
+	DefaultKubeAPIQPS            = 10
+	DefaultKubeAPIBurst          = 20
 	// NodeNameEnv is the environment variable --node-name defaults to (set
 	// it from spec.nodeName with the downward API).
 	NodeNameEnv = "NODE_NAME"
