@@ -66,7 +66,8 @@ type Harness struct {
 	// Kubeconfigs of the binaries' service accounts.
 	DetectorKubeconfig, ControllerKubeconfig string
 
-	cfg Config
+	cfg      Config
+	requests *nodesim.RequestWatcher // one inotify instance for every host
 }
 
 // Setup starts a harness for a test and stops it when the test ends.
@@ -159,7 +160,14 @@ func (h *Harness) AddHost(ctx context.Context, node string) (*nodesim.Node, erro
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	simCfg := nodesim.Config{NodeName: node, Dir: dir, RebootDelay: h.cfg.RebootDelay, LogDir: h.Cluster.LogDir}
+	if h.requests == nil {
+		r, err := nodesim.NewRequestWatcher()
+		if err != nil {
+			return nil, err
+		}
+		h.requests = r
+	}
+	simCfg := nodesim.Config{NodeName: node, Dir: dir, RebootDelay: h.cfg.RebootDelay, LogDir: h.Cluster.LogDir, Requests: h.requests}
 	if h.cfg.Detectors {
 		simCfg.Agent = h.detectorCommand
 	}
@@ -220,6 +228,9 @@ func (h *Harness) Stop() {
 	}
 	for _, n := range h.Nodes {
 		n.Stop()
+	}
+	if h.requests != nil {
+		h.requests.Close()
 	}
 	if h.Cluster != nil {
 		h.Cluster.Stop()

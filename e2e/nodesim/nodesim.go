@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -39,6 +38,9 @@ type Config struct {
 	Agent func(n *Node) (path string, args []string)
 	// LogDir receives the agent's log; default Dir.
 	LogDir string
+	// Requests, when set, is shared by many simulated hosts in one process
+	// (inotify instances are limited per user); default a private one.
+	Requests *RequestWatcher
 }
 
 // Reboot is one completed simulated reboot.
@@ -63,8 +65,16 @@ type Node struct {
 	reboots []Reboot
 	changed chan struct{} // closed and replaced on every completed reboot
 
+	requests, ownRequests *RequestWatcher
+
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+func (n *Node) closeOwn() {
+	if n.ownRequests != nil {
+		n.ownRequests.Close()
+	}
 }
 
 // Start starts a simulated host for a test and stops it when the test ends.
@@ -122,25 +132,31 @@ func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Node, e
 	if err := os.WriteFile(n.bootIDFile, []byte(n.bootID+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	watcher, err := fsnotify.NewWatcher()
+	requests := cfg.Requests
+	if requests == nil {
+		if requests, err = NewRequestWatcher(); err != nil {
+			return nil, err
+		}
+		n.ownRequests = requests
+	}
+	requested, err := requests.watch(n.requestFile)
 	if err != nil {
+		n.closeOwn()
 		return nil, err
 	}
-	if err := watcher.Add(cfg.Dir); err != nil {
-		watcher.Close()
-		return nil, err
-	}
+	n.requests = requests
 	if cfg.Agent != nil {
 		path, args := cfg.Agent(n)
 		n.agent = framework.NewProcess("agent-"+cfg.NodeName, path, args, cfg.LogDir)
 		if err := n.agent.Start(); err != nil {
-			watcher.Close()
+			requests.unwatch(n.requestFile)
+			n.closeOwn()
 			return nil, err
 		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	go n.serve(runCtx, watcher)
+	go n.serve(runCtx, requested)
 	return n, nil
 }
 
@@ -213,24 +229,20 @@ func (n *Node) WaitForReboots(ctx context.Context, count int) ([]Reboot, error) 
 func (n *Node) Stop() {
 	n.cancel()
 	<-n.done
+	n.requests.unwatch(n.requestFile)
+	n.closeOwn()
 	if n.agent != nil {
 		n.agent.Stop(5 * time.Second)
 	}
 }
 
-func (n *Node) serve(ctx context.Context, watcher *fsnotify.Watcher) {
+func (n *Node) serve(ctx context.Context, requested <-chan struct{}) {
 	defer close(n.done)
-	defer watcher.Close()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case err := <-watcher.Errors:
-			fmt.Fprintf(os.Stderr, "nodesim %s: watch error: %v\n", n.Name(), err)
-		case ev := <-watcher.Events:
-			if ev.Name != n.requestFile || !ev.Has(fsnotify.Create|fsnotify.Write|fsnotify.Chmod) {
-				continue
-			}
+		case <-requested:
 			if _, err := os.Stat(n.requestFile); err != nil {
 				continue // already handled
 			}
