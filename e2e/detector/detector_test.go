@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -153,17 +154,21 @@ func annotate(ctx context.Context, t *testing.T, c *framework.Cluster, node, key
 }
 
 func TestDetector(t *testing.T) {
-	e := setup(t, 4)
+	e := setup(t, 7)
 
 	t.Run("SentinelMovesConditionAndRecordsEvents", func(t *testing.T) {
 		const node = "node-0"
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		metrics := freeAddr(t)
-		sim := e.host(t, node, "--metrics-bind-address="+metrics)
+		metrics, health := freeAddr(t), freeAddr(t)
+		sim := e.host(t, node, "--metrics-bind-address="+metrics, "--health-probe-bind-address="+health)
 		c := e.c
 		if _, err := c.WaitForNode(ctx, node, hasCondition(corev1.ConditionFalse, sentinel.ReasonSentinelAbsent)); err != nil {
 			t.Fatal(err)
+		}
+		// Ready once the condition is written; the write is what we just saw.
+		if code, body := get(t, "http://"+health+"/readyz?verbose"); code != http.StatusOK {
+			t.Errorf("/readyz after the first condition: %d\n%s", code, body)
 		}
 		waitEvent(ctx, t, c.Client, node, contract.ReasonRebootNotRequired, "is absent")
 
@@ -362,6 +367,69 @@ func TestDetector(t *testing.T) {
 		}
 	})
 
+	t.Run("RebootOnlyModeWritesNoCondition", func(t *testing.T) {
+		const node = "node-4"
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		sim := e.host(t, node, "--detection=false")
+		c := e.c
+		if err := sim.CreateSentinel(); err != nil {
+			t.Fatal(err)
+		}
+		oldBoot := sim.BootID()
+		annotate(ctx, t, c, node, contract.AnnotationRebootAuthorized, oldBoot)
+		reboots, err := sim.WaitForReboots(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The detector after the boot has acted on the node: Rebooted.
+		waitEvent(ctx, t, c.Client, node, contract.ReasonRebooted, oldBoot+" -> "+reboots[0].NewBootID)
+		n, err := c.WaitForNode(ctx, node, func(n *corev1.Node) bool {
+			_, ok := n.Annotations[contract.AnnotationRebooting]
+			return !ok
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond := condition(n); cond != nil {
+			t.Fatalf("--detection=false wrote the condition: %+v", cond)
+		}
+		events, err := c.Client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
+			FieldSelector: fields.Set{"involvedObject.name": node, "reason": contract.ReasonRebootRequired}.String()})
+		if err != nil || len(events.Items) != 0 {
+			t.Fatalf("--detection=false recorded RebootRequired events: %v %v", events, err)
+		}
+	})
+
+	t.Run("InterruptedRebootIsIssuedAgain", func(t *testing.T) {
+		const node = "node-5"
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		c := e.c
+		// A detector wrote rebooting and was killed before the reboot: the
+		// boot ID is still the authorized one.
+		n, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		boot := n.Status.NodeInfo.BootID
+		annotate(ctx, t, c, node, contract.AnnotationRebootAuthorized, boot)
+		annotate(ctx, t, c, node, contract.AnnotationRebooting, boot)
+		sim := e.host(t, node)
+		if sim.BootID() != boot {
+			t.Fatalf("simulator boot ID %s, node %s", sim.BootID(), boot)
+		}
+		reboots, err := sim.WaitForReboots(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reboots[0].OldBootID != boot {
+			t.Fatalf("reboot %+v", reboots[0])
+		}
+		waitEvent(ctx, t, c.Client, node, contract.ReasonRebooting, "issued again")
+		waitEvent(ctx, t, c.Client, node, contract.ReasonRebooted, boot+" -> "+reboots[0].NewBootID)
+	})
+
 	t.Run("ServiceAccountIsLeastPrivilege", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -405,6 +473,36 @@ func TestDetector(t *testing.T) {
 			t.Fatalf("dry-run patch of a node as the detector: %v", err)
 		}
 	})
+
+	// Last: it stops the API server under everything.
+	t.Run("APIServerRestartIsSurvived", func(t *testing.T) {
+		const node = "node-6"
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		sim := e.host(t, node)
+		c := e.c
+		if _, err := c.WaitForNode(ctx, node, hasCondition(corev1.ConditionFalse, "")); err != nil {
+			t.Fatal(err)
+		}
+		c.APIServer.Stop(10 * time.Second)
+		// The change happens while the API server is down.
+		if err := sim.CreateSentinel(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.APIServer.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitForAPIServer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WaitForNode(ctx, node, hasCondition(corev1.ConditionTrue, sentinel.ReasonSentinelPresent)); err != nil {
+			t.Fatalf("the condition did not follow the sentinel after the API server came back: %v", err)
+		}
+		waitEvent(ctx, t, c.Client, node, contract.ReasonRebootRequired, "is present")
+		if !sim.Agent().Running() {
+			t.Fatal("the detector exited while the API server was down")
+		}
+	})
 }
 
 // nodeWatch is one watch on one node.
@@ -434,6 +532,17 @@ func (w nodeWatch) until(ctx context.Context, cond func(*corev1.Node) bool) erro
 			}
 		}
 	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func freeAddr(t *testing.T) string {
