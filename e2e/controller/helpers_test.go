@@ -79,8 +79,10 @@ type env struct {
 	c          *framework.Cluster
 	ctx        context.Context
 	kubeconfig string // the controller's service account
-	out        *outCounter
-	sims       map[string]*nodesim.Node
+	// detectorKubeconfig is the detector's service account.
+	detectorKubeconfig string
+	out                *outCounter
+	sims               map[string]*nodesim.Node
 }
 
 func setup(t *testing.T, nodes int, timeout time.Duration) *env {
@@ -98,10 +100,16 @@ func setup(t *testing.T, nodes int, timeout time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(repoRoot, "deploy", "rbac", "controller-clusterrole.yaml")); err != nil {
-		t.Fatalf("apply RBAC: %v\n%s", err, out)
+	detectorKC, _, err := c.ServiceAccountKubeconfig(ctx, systemNS, "nodereboot-detector")
+	if err != nil {
+		t.Fatal(err)
 	}
-	e := &env{t: t, c: c, ctx: ctx, kubeconfig: kc, sims: map[string]*nodesim.Node{}}
+	for _, f := range []string{"controller-clusterrole.yaml", "detector-clusterrole.yaml"} {
+		if out, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(repoRoot, "deploy", "rbac", f)); err != nil {
+			t.Fatalf("apply RBAC %s: %v\n%s", f, err, out)
+		}
+	}
+	e := &env{t: t, c: c, ctx: ctx, kubeconfig: kc, detectorKubeconfig: detectorKC, sims: map[string]*nodesim.Node{}}
 	e.out = watchOut(t, ctx, c)
 	t.Logf("cluster with %d nodes ready in %s", nodes, time.Since(start).Round(time.Millisecond))
 	return e
@@ -119,8 +127,7 @@ func (e *env) startHost(node string, detection bool) *nodesim.Node {
 		RebootDelay: time.Second,
 		Agent: func(n *nodesim.Node) (string, []string) {
 			return detectorBin, []string{
-				// The detector's RBAC is not this package's concern.
-				"--kubeconfig=" + e.c.AdminKubeconfig,
+				"--kubeconfig=" + e.detectorKubeconfig,
 				"--node-name=" + node,
 				"--boot-id-file=" + n.BootIDFile(),
 				"--sentinel=" + n.SentinelPath(),
