@@ -178,6 +178,15 @@ func TestLeaderKilledMidDrain(t *testing.T) {
 	if leader == nil || standby == nil {
 		t.Fatalf("want one leader and one standby")
 	}
+	// Both are healthy and ready: the standby because its elector runs,
+	// the leader because its caches are synced.
+	for _, c := range ctrls {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if code, err := c.probe(path); err != nil || code != 200 {
+				t.Errorf("%s %s: %d, %v", c.Name, path, code, err)
+			}
+		}
+	}
 	t.Logf("killing the leader %s (%s) mid-drain", leader.Name, first)
 	leader.Kill()
 	second := e.waitLeaseHolder(first)

@@ -204,6 +204,16 @@ func (c *controller) metric(name string) (float64, error) {
 	return 0, fmt.Errorf("metric %s not found", name)
 }
 
+// probe returns the HTTP status of a GET of the controller's path.
+func (c *controller) probe(path string) (int, error) {
+	resp, err := http.Get("http://" + c.metricsAddr + path)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 // outCounter watches the nodes and records, at every event, how many carry
 // a state annotation (are "out"), and how often each one went out.
 type outCounter struct {
