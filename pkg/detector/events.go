@@ -109,10 +109,13 @@ func (s *countingSink) count(e *v1.Event, err error) (*v1.Event, error) {
 	return e, err
 }
 
+// Create writes a new event.
 func (s *countingSink) Create(e *v1.Event) (*v1.Event, error) { return s.count(s.EventSink.Create(e)) }
 
+// Update rewrites an event.
 func (s *countingSink) Update(e *v1.Event) (*v1.Event, error) { return s.count(s.EventSink.Update(e)) }
 
+// Patch updates the count of an aggregated event.
 func (s *countingSink) Patch(e *v1.Event, p []byte) (*v1.Event, error) {
 	return s.count(s.EventSink.Patch(e, p))
 }
