@@ -43,6 +43,9 @@ type Options struct {
 	NodeLeaseSeconds int
 	// Logf receives progress lines; default none.
 	Logf func(format string, args ...any)
+	// AuditPolicy, when set, is the API server's audit policy (YAML); the
+	// audit log is then written to AuditLog() as JSON lines.
+	AuditPolicy string
 }
 
 // Cluster is a running local control plane.
@@ -213,6 +216,17 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--max-mutating-requests-inflight=500",
 		"--v=1",
 	}, c.LogDir)
+	if c.opts.AuditPolicy != "" {
+		policy := filepath.Join(c.Dir, "audit-policy.yaml")
+		if err := os.WriteFile(policy, []byte(c.opts.AuditPolicy), 0o644); err != nil {
+			return err
+		}
+		c.APIServer.Args = append(c.APIServer.Args,
+			"--audit-policy-file="+policy,
+			"--audit-log-path="+c.AuditLog(),
+			"--audit-log-mode=blocking",
+			"--audit-log-maxsize=0")
+	}
 	if err := c.APIServer.Start(); err != nil {
 		return err
 	}
@@ -294,6 +308,9 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	return nil
 }
+
+// AuditLog is the path of the API server's audit log (see Options.AuditPolicy).
+func (c *Cluster) AuditLog() string { return filepath.Join(c.Dir, "audit.log") }
 
 // WaitForAPIServer waits until the API server answers /readyz.
 func (c *Cluster) WaitForAPIServer(ctx context.Context) error {

@@ -9,16 +9,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/nodereboot/nodereboot/e2e/framework"
 	"github.com/nodereboot/nodereboot/e2e/nodesim"
+	"github.com/nodereboot/nodereboot/pkg/detector"
+	"github.com/nodereboot/nodereboot/pkg/detector/options"
 )
 
 // Namespace is where the binaries' service accounts and the leader-election
@@ -46,6 +50,10 @@ type Config struct {
 	RebootDelay time.Duration
 	// Detectors starts a nodereboot-detector on every node.
 	Detectors bool
+	// InProcessDetectors runs the detectors as goroutines of this process
+	// (the same code as the binary, one client each) instead of processes:
+	// for benchmarks with hundreds of nodes. Needs Detectors.
+	InProcessDetectors bool
 	// DetectorArgs are extra flags for every detector.
 	DetectorArgs []string
 	// ControllerReplicas controller processes are started (0: none).
@@ -168,7 +176,10 @@ func (h *Harness) AddHost(ctx context.Context, node string) (*nodesim.Node, erro
 		h.requests = r
 	}
 	simCfg := nodesim.Config{NodeName: node, Dir: dir, RebootDelay: h.cfg.RebootDelay, LogDir: h.Cluster.LogDir, Requests: h.requests}
-	if h.cfg.Detectors {
+	switch {
+	case h.cfg.Detectors && h.cfg.InProcessDetectors:
+		simCfg.InProcessAgent = h.runDetector
+	case h.cfg.Detectors:
 		simCfg.Agent = h.detectorCommand
 	}
 	sim, err := nodesim.New(ctx, h.Cluster.Client, simCfg)
@@ -177,6 +188,35 @@ func (h *Harness) AddHost(ctx context.Context, node string) (*nodesim.Node, erro
 	}
 	h.Nodes = append(h.Nodes, sim)
 	return sim, nil
+}
+
+// runDetector runs the detector's code in this process until ctx ends.
+func (h *Harness) runDetector(ctx context.Context, n *nodesim.Node) {
+	_, args := h.detectorCommand(n)
+	o := options.New()
+	fs := pflag.NewFlagSet("detector", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(os.Stderr, "in-process detector %s: %v\n", n.Name(), err)
+		return
+	}
+	if err := o.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "in-process detector %s: %v\n", n.Name(), err)
+		return
+	}
+	cfg, err := o.RestConfig()
+	if err == nil {
+		var client kubernetes.Interface
+		if client, err = kubernetes.NewForConfig(cfg); err == nil {
+			var d *detector.Detector
+			if d, err = detector.New(o.Config(client)); err == nil {
+				err = d.Run(ctx)
+			}
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		fmt.Fprintf(os.Stderr, "in-process detector %s: %v\n", n.Name(), err)
+	}
 }
 
 func (h *Harness) detectorCommand(n *nodesim.Node) (string, []string) {

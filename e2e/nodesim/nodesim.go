@@ -36,6 +36,10 @@ type Config struct {
 	// detector) that runs on the host; it is started with the node and again
 	// after every reboot.
 	Agent func(n *Node) (path string, args []string)
+	// InProcessAgent, instead of Agent, runs the agent as a goroutine of
+	// this process (for benchmarks with hundreds of nodes): it must return
+	// when ctx ends, which is how a reboot stops it.
+	InProcessAgent func(ctx context.Context, n *Node)
 	// LogDir receives the agent's log; default Dir.
 	LogDir string
 	// Requests, when set, is shared by many simulated hosts in one process
@@ -66,6 +70,7 @@ type Node struct {
 	changed chan struct{} // closed and replaced on every completed reboot
 
 	requests, ownRequests *RequestWatcher
+	inProcStop            func() // stops the running in-process agent
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -154,10 +159,31 @@ func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Node, e
 			return nil, err
 		}
 	}
+	n.startInProcess()
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	go n.serve(runCtx, requested)
 	return n, nil
+}
+
+func (n *Node) startInProcess() {
+	if n.cfg.InProcessAgent == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.cfg.InProcessAgent(ctx, n)
+	}()
+	n.inProcStop = func() { cancel(); <-done }
+}
+
+func (n *Node) stopInProcess() {
+	if n.inProcStop != nil {
+		n.inProcStop()
+		n.inProcStop = nil
+	}
 }
 
 // Name is the node's name.
@@ -234,6 +260,7 @@ func (n *Node) Stop() {
 	if n.agent != nil {
 		n.agent.Stop(5 * time.Second)
 	}
+	n.stopInProcess()
 }
 
 func (n *Node) serve(ctx context.Context, requested <-chan struct{}) {
@@ -260,6 +287,7 @@ func (n *Node) reboot(ctx context.Context) error {
 	if n.agent != nil {
 		n.agent.Stop(5 * time.Second) // systemd stops services before rebooting
 	}
+	n.stopInProcess()
 	// Requests made while the host was already going down are moot, as a
 	// second `systemctl reboot` during shutdown is: one request, one reboot.
 	_ = os.Remove(n.requestFile)
@@ -299,6 +327,7 @@ func (n *Node) reboot(ctx context.Context) error {
 			return err
 		}
 	}
+	n.startInProcess()
 	r := Reboot{Node: n.Name(), Requested: requested, Up: time.Now(), OldBootID: old, NewBootID: newID}
 	if line, err := json.Marshal(r); err == nil {
 		if f, err := os.OpenFile(n.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// config sizes every benchmark; quick() is the tiny size `make test` runs.
+type config struct {
+	detectionTrials      int
+	reactionTrials       int
+	handoffNodes         int
+	rolloutNodes         int
+	rolloutConcurrent    int
+	rolloutReboot        time.Duration
+	steadyNodes          int
+	steadyWindow         time.Duration
+	waitingNodes         int
+	waitingWindow        time.Duration
+	scaleNodes           int
+	scaleConcurrent      int
+	scaleReboot          time.Duration
+	processDetectorLimit int
+	idleWindow           time.Duration
+	only                 map[string]bool
+	out                  string
+	logf                 func(string, ...any)
+	keepLogs             bool
+}
+
+func fullConfig() config {
+	return config{
+		detectionTrials: 200, reactionTrials: 200, handoffNodes: 51,
+		rolloutNodes: 100, rolloutConcurrent: 10, rolloutReboot: 5 * time.Second,
+		steadyNodes: 1000, steadyWindow: 10 * time.Minute,
+		waitingNodes: 100, waitingWindow: 2 * time.Minute,
+		scaleNodes: 5000, scaleConcurrent: 50, scaleReboot: 5 * time.Second,
+		processDetectorLimit: 100, idleWindow: 30 * time.Second,
+	}
+}
+
+func quickConfig() config {
+	return config{
+		detectionTrials: 3, reactionTrials: 2, handoffNodes: 3,
+		rolloutNodes: 4, rolloutConcurrent: 2, rolloutReboot: 500 * time.Millisecond,
+		steadyNodes: 4, steadyWindow: 3 * time.Second,
+		waitingNodes: 3, waitingWindow: 3 * time.Second,
+		scaleNodes: 20, scaleConcurrent: 5, scaleReboot: 500 * time.Millisecond,
+		processDetectorLimit: 2, idleWindow: time.Second,
+	}
+}
+
+// Results is what a run writes as JSON.
+type Results struct {
+	Started  time.Time      `json:"started"`
+	Command  string         `json:"command"`
+	Machine  Machine        `json:"machine"`
+	Quick    bool           `json:"quick"`
+	Figures  []Figure       `json:"figures"`
+	Details  map[string]any `json:"details"`
+	Duration string         `json:"duration"`
+}
+
+// Figure is one line of the table.
+type Figure struct {
+	Benchmark string   `json:"benchmark"`
+	Name      string   `json:"name"`
+	Summary   *Summary `json:"summary,omitempty"`
+	Value     *float64 `json:"value,omitempty"`
+	Unit      string   `json:"unit"`
+	Aim       string   `json:"aim,omitempty"`
+	Note      string   `json:"note,omitempty"`
+}
+
+func (r *Results) latency(bench, name string, s Summary, aim, note string) {
+	r.Figures = append(r.Figures, Figure{Benchmark: bench, Name: name, Summary: &s, Unit: "ms", Aim: aim, Note: note})
+}
+
+func (r *Results) value(bench, name string, v float64, unit, aim, note string) {
+	r.Figures = append(r.Figures, Figure{Benchmark: bench, Name: name, Value: &v, Unit: unit, Aim: aim, Note: note})
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
+
+var benchmarks = []struct {
+	name string
+	run  func(context.Context, config, *Results) error
+}{
+	{"detection", benchDetection},
+	{"reaction", benchReaction},
+	{"handoff", benchHandoff},
+	{"rollout", benchRollout},
+	{"steady", benchSteady},
+	{"waiting", benchWaiting},
+	{"scale", benchScale},
+}
+
+func run(args []string, stdout io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	quick := fs.Bool("quick", false, "tiny sizes: checks that every benchmark still works (make test runs this)")
+	only := fs.String("only", "", "comma-separated benchmarks to run (default all): detection,reaction,handoff,rollout,steady,waiting,scale")
+	out := fs.String("out", "", "JSON output (default bench/results/<date>.json; with --quick none)")
+	keep := fs.Bool("keep-logs", false, "keep the clusters' folders and logs")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg := fullConfig()
+	if *quick {
+		cfg = quickConfig()
+	}
+	cfg.keepLogs = *keep
+	cfg.logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+f+"\n", a...) }
+	if *only != "" {
+		cfg.only = map[string]bool{}
+		known := map[string]bool{}
+		for _, b := range benchmarks {
+			known[b.name] = true
+		}
+		for _, name := range strings.Split(*only, ",") {
+			if !known[name] {
+				fmt.Fprintf(os.Stderr, "invalid --only: unknown benchmark %q\n", name)
+				return 2
+			}
+			cfg.only[name] = true
+		}
+	}
+	cfg.out = *out
+	if cfg.out == "" && !*quick {
+		cfg.out = filepath.Join("bench", "results", time.Now().Format("2006-01-02")+".json")
+	}
+	// In-process detectors log through klog; their logs are not figures.
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
+	if err := raiseInotifyLimit(8192); err != nil {
+		cfg.logf("cannot raise fs.inotify.max_user_instances (%v): runs with many detectors may fail", err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res := &Results{Started: time.Now(), Command: "go run ./bench " + strings.Join(args, " "), Machine: machine(), Quick: *quick, Details: map[string]any{}}
+	failed := false
+	for _, b := range benchmarks {
+		if cfg.only != nil && !cfg.only[b.name] {
+			continue
+		}
+		cfg.logf("== %s", b.name)
+		start := time.Now()
+		if err := b.run(ctx, cfg, res); err != nil {
+			fmt.Fprintf(os.Stderr, "benchmark %s: %v\n", b.name, err)
+			failed = true
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		cfg.logf("== %s took %s", b.name, time.Since(start).Round(time.Second))
+	}
+	res.Duration = time.Since(res.Started).Round(time.Second).String()
+	printTable(stdout, res)
+	if cfg.out != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err == nil {
+			b, _ := json.MarshalIndent(res, "", "  ")
+			if err := os.WriteFile(cfg.out, append(b, '\n'), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				failed = true
+			} else {
+				fmt.Fprintf(stdout, "\nwritten to %s\n", cfg.out)
+			}
+		}
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func printTable(w io.Writer, r *Results) {
+	fmt.Fprintf(w, "\nnodereboot benchmarks — %d CPUs (%s), %d GiB, %s, %s; took %s\n\n",
+		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemoryGiB, r.Machine.Kernel, r.Machine.Go, r.Duration)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BENCHMARK\tFIGURE\tMEDIAN\tP99\tMIN\tMAX\tN\tUNIT\tAIM")
+	for _, f := range r.Figures {
+		if f.Summary != nil {
+			s := f.Summary
+			fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%s\t%s\n", f.Benchmark, f.Name, s.Median, s.P99, s.Min, s.Max, s.N, f.Unit, f.Aim)
+		} else if f.Value != nil {
+			fmt.Fprintf(tw, "%s\t%s\t%.3g\t\t\t\t\t%s\t%s\n", f.Benchmark, f.Name, *f.Value, f.Unit, f.Aim)
+		}
+	}
+	tw.Flush()
+}

@@ -1,0 +1,451 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/nodereboot/nodereboot/e2e/framework"
+	"github.com/nodereboot/nodereboot/e2e/harness"
+)
+
+// setup starts a harness and a recorder; stop ends both.
+func setup(ctx context.Context, cfg config, hc harness.Config) (*harness.Harness, *recorder, func(), error) {
+	hc.Cluster.Logf = cfg.logf
+	if hc.Cluster.NodeLeaseSeconds == 0 && hc.Cluster.Nodes > 500 {
+		hc.Cluster.NodeLeaseSeconds = 300 // leave CPU for what is measured
+	}
+	hc.Cluster.AuditPolicy = auditPolicy
+	if hc.Detectors && hc.Cluster.Nodes > cfg.processDetectorLimit {
+		hc.InProcessDetectors = true
+	}
+	started := time.Now()
+	h, err := harness.Start(ctx, hc)
+	stop := func() {
+		if h == nil {
+			return
+		}
+		h.Stop()
+		if cfg.keepLogs {
+			cfg.logf("logs kept in %s", h.Cluster.LogDir)
+		} else {
+			h.Cluster.Remove()
+		}
+	}
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	cfg.logf("harness with %d nodes up in %s", len(h.Nodes), time.Since(started).Round(100*time.Millisecond))
+	rec, err := startRecorder(ctx, h.Cluster.Client)
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return h, rec, stop, nil
+}
+
+func controllerArgs(maxConcurrent int, extra ...string) []string {
+	return append([]string{fmt.Sprintf("--max-concurrent=%d", maxConcurrent), "--min-reboot-interval=0"}, extra...)
+}
+
+// waitAll waits until pred holds for every node of the harness.
+func waitAll(ctx context.Context, h *harness.Harness, rec *recorder, pred func(*corev1.Node) bool) error {
+	for _, n := range h.Nodes {
+		if _, err := rec.wait(ctx, n.Name(), pred); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name(), err)
+		}
+	}
+	return nil
+}
+
+// 1. Detection latency: sentinel created → RebootRequired=True seen by a
+// watcher of the Node, and removed → False.
+func benchDetection(ctx context.Context, cfg config, res *Results) error {
+	h, rec, stop, err := setup(ctx, cfg, harness.Config{Cluster: framework.Options{Nodes: 1}, Detectors: true})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	node := h.Nodes[0]
+	if _, err := rec.wait(ctx, node.Name(), hasCondition(corev1.ConditionFalse)); err != nil {
+		return err
+	}
+	// Footprint of an idle detector process.
+	pid := node.Agent().Pid()
+	a, err := sampleProc(pid)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-time.After(cfg.idleWindow): // the measurement window itself
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	b, err := sampleProc(pid)
+	if err != nil {
+		return err
+	}
+	fp := footprint(a, b)
+	res.value("footprint", "detector RSS, idle", fp.RSSMiB, "MiB", "< 20 MiB", "")
+	res.value("footprint", "detector CPU, idle", fp.CPUPercent, "% of a core", "", fmt.Sprintf("over %.0fs", fp.WindowSec))
+
+	var created, removed []time.Duration
+	for range cfg.detectionTrials {
+		t0 := time.Now()
+		if err := node.CreateSentinel(); err != nil {
+			return err
+		}
+		t1, err := rec.wait(ctx, node.Name(), hasCondition(corev1.ConditionTrue))
+		if err != nil {
+			return err
+		}
+		created = append(created, t1.Sub(t0))
+		t0 = time.Now()
+		if err := node.RemoveSentinel(); err != nil {
+			return err
+		}
+		t1, err = rec.wait(ctx, node.Name(), hasCondition(corev1.ConditionFalse))
+		if err != nil {
+			return err
+		}
+		removed = append(removed, t1.Sub(t0))
+	}
+	res.latency("detection", "sentinel created → condition True", summarize(created), "p99 < 100 ms", "")
+	res.latency("detection", "sentinel removed → condition False", summarize(removed), "p99 < 100 ms", "")
+	return nil
+}
+
+// 2. Reaction latency: condition True → node cordoned, with a free slot.
+func benchReaction(ctx context.Context, cfg config, res *Results) error {
+	h, rec, stop, err := setup(ctx, cfg, harness.Config{
+		Cluster: framework.Options{Nodes: 2}, Detectors: true, RebootDelay: 100 * time.Millisecond,
+		ControllerReplicas: 1, ControllerArgs: controllerArgs(1),
+	})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	var samples []time.Duration
+	for i := range cfg.reactionTrials {
+		node := h.Nodes[i%len(h.Nodes)]
+		if _, err := rec.wait(ctx, node.Name(), func(n *corev1.Node) bool {
+			return idleAndSchedulable(n) && conditionStatus(n) == corev1.ConditionFalse
+		}); err != nil {
+			return err
+		}
+		if err := node.CreateSentinel(); err != nil {
+			return err
+		}
+		tTrue, err := rec.wait(ctx, node.Name(), hasCondition(corev1.ConditionTrue))
+		if err != nil {
+			return err
+		}
+		tTaken, err := rec.wait(ctx, node.Name(), func(n *corev1.Node) bool { return n.Spec.Unschedulable })
+		if err != nil {
+			return err
+		}
+		samples = append(samples, tTaken.Sub(tTrue))
+		// The reboot clears the sentinel; wait for the node to be back.
+		if _, err := rec.wait(ctx, node.Name(), func(n *corev1.Node) bool {
+			return idleAndSchedulable(n) && conditionStatus(n) == corev1.ConditionFalse
+		}); err != nil {
+			return err
+		}
+	}
+	res.latency("reaction", "condition True → cordoned (free slot)", summarize(samples), "p99 < 100 ms", "")
+	return nil
+}
+
+// 3. Hand-off latency: node N uncordoned (done) → node N+1 cordoned, with
+// --max-concurrent 1.
+func benchHandoff(ctx context.Context, cfg config, res *Results) error {
+	h, rec, stop, err := setup(ctx, cfg, harness.Config{
+		Cluster: framework.Options{Nodes: cfg.handoffNodes}, Detectors: true, RebootDelay: 200 * time.Millisecond,
+		ControllerReplicas: 1, ControllerArgs: controllerArgs(1),
+	})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if err := waitAll(ctx, h, rec, hasCondition(corev1.ConditionFalse)); err != nil {
+		return err
+	}
+	start := time.Now()
+	for _, n := range h.Nodes {
+		if err := n.CreateSentinel(); err != nil {
+			return err
+		}
+	}
+	if err := waitRebootedOnce(ctx, h, rec); err != nil {
+		return err
+	}
+	var samples []time.Duration
+	var lastDone time.Time
+	for _, tr := range rec.since(start) {
+		switch tr.kind {
+		case "done":
+			lastDone = tr.at
+		case "taken":
+			if !lastDone.IsZero() {
+				samples = append(samples, tr.at.Sub(lastDone))
+			}
+		}
+	}
+	res.latency("handoff", "node N uncordoned → node N+1 cordoned", summarize(samples), "p99 < 100 ms", "kured: up to one --period (1 h)")
+	res.value("handoff", "max nodes out at once", float64(rec.maxNodesOut()), "nodes", "≤ 1", "")
+	return nil
+}
+
+// waitRebootedOnce waits until every host rebooted and its node is back in
+// service with the condition False.
+func waitRebootedOnce(ctx context.Context, h *harness.Harness, rec *recorder) error {
+	for _, n := range h.Nodes {
+		if _, err := n.WaitForReboots(ctx, 1); err != nil {
+			return err
+		}
+	}
+	return waitAll(ctx, h, rec, func(n *corev1.Node) bool {
+		return idleAndSchedulable(n) && conditionStatus(n) == corev1.ConditionFalse
+	})
+}
+
+// 4. Rollout makespan, and 5b. API requests per rebooted node.
+func benchRollout(ctx context.Context, cfg config, res *Results) error {
+	n, k := cfg.rolloutNodes, cfg.rolloutConcurrent
+	h, rec, stop, err := setup(ctx, cfg, harness.Config{
+		Cluster: framework.Options{Nodes: n}, Detectors: true, RebootDelay: cfg.rolloutReboot,
+		ControllerReplicas: 1, ControllerArgs: controllerArgs(k),
+		Workload: &harness.Workload{Replicas: int32(n), MaxUnavailable: int32(k)},
+	})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if err := waitAll(ctx, h, rec, hasCondition(corev1.ConditionFalse)); err != nil {
+		return err
+	}
+	ctrlPid := h.Controllers[0].Pid()
+	before, _ := sampleProc(ctrlPid)
+	start := time.Now()
+	for _, host := range h.Nodes {
+		if err := host.CreateSentinel(); err != nil {
+			return err
+		}
+	}
+	if err := waitRebootedOnce(ctx, h, rec); err != nil {
+		return err
+	}
+	end := time.Now()
+	after, _ := sampleProc(ctrlPid)
+
+	taken, authorized, done := map[string]time.Time{}, map[string]time.Time{}, map[string]time.Time{}
+	var first, last time.Time
+	for _, tr := range rec.since(start) {
+		switch tr.kind {
+		case "taken":
+			if _, ok := taken[tr.node]; !ok {
+				taken[tr.node] = tr.at
+				if first.IsZero() {
+					first = tr.at
+				}
+			}
+		case "authorized":
+			authorized[tr.node] = tr.at
+		case "done":
+			done[tr.node] = tr.at
+			last = tr.at
+		}
+	}
+	var drains, reboots []time.Duration
+	var sumPerNode time.Duration
+	for node, t := range taken {
+		if a, ok := authorized[node]; ok {
+			drains = append(drains, a.Sub(t))
+			if d, ok := done[node]; ok {
+				reboots = append(reboots, d.Sub(a))
+				sumPerNode += d.Sub(t)
+			}
+		}
+	}
+	if len(reboots) == 0 {
+		return fmt.Errorf("no complete node pipelines recorded")
+	}
+	meanPerNode := sumPerNode / time.Duration(len(reboots))
+	waves := math.Ceil(float64(n) / float64(k))
+	ideal := time.Duration(waves * float64(meanPerNode))
+	makespan := last.Sub(first)
+	note := fmt.Sprintf("%d nodes, --max-concurrent %d, reboot %s, 1 pod per node", n, k, cfg.rolloutReboot)
+	res.latency("rollout", "per node: cordon → drained (authorized)", summarize(drains), "", note)
+	res.latency("rollout", "per node: authorized → back and uncordoned", summarize(reboots), "", note)
+	res.value("rollout", "makespan (first cordon → last uncordon)", makespan.Seconds(), "s", "", note)
+	res.value("rollout", "ideal = ceil(N/k) × mean per-node time", ideal.Seconds(), "s", "", "")
+	res.value("rollout", "makespan / ideal", makespan.Seconds()/ideal.Seconds(), "ratio", "≤ 1.05", "")
+	res.value("rollout", "max nodes out at once", float64(rec.maxNodesOut()), "nodes", fmt.Sprintf("≤ %d", k), "")
+	fp := footprint(before, after)
+	res.value("footprint", fmt.Sprintf("controller RSS, rollout of %d nodes", n), fp.RSSMiB, "MiB", "", "")
+	res.value("footprint", fmt.Sprintf("controller CPU, rollout of %d nodes", n), fp.CPUPercent, "% of a core", "", "")
+
+	entries, err := readAudit(h.Cluster.AuditLog(), start.Add(-time.Second), end.Add(time.Second))
+	if err != nil {
+		return err
+	}
+	byClient := countBy(entries, auditEntry.client)
+	res.value("api", "requests per rebooted node, controller", float64(byClient["controller"])/float64(n), "requests", "", "watches excluded")
+	res.value("api", "requests per rebooted node, detector", float64(byClient["detector"])/float64(n), "requests", "", "watches excluded")
+	res.Details["rollout_requests_by_client_verb_resource"] = countBy(entries, func(e auditEntry) string {
+		return e.client() + " " + e.Verb + " " + e.resource()
+	})
+	return nil
+}
+
+// 5a. Steady state: no reboots; requests per node per hour by client.
+func benchSteady(ctx context.Context, cfg config, res *Results) error {
+	h, rec, stop, err := setup(ctx, cfg, harness.Config{
+		Cluster: framework.Options{Nodes: cfg.steadyNodes}, Detectors: true,
+		ControllerReplicas: 1, ControllerArgs: controllerArgs(1),
+	})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if err := waitAll(ctx, h, rec, hasCondition(corev1.ConditionFalse)); err != nil {
+		return err
+	}
+	ctrlPid := h.Controllers[0].Pid()
+	a, _ := sampleProc(ctrlPid)
+	start := time.Now()
+	select {
+	case <-time.After(cfg.steadyWindow): // the measurement window itself
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	end := time.Now()
+	b, _ := sampleProc(ctrlPid)
+	entries, err := readAudit(h.Cluster.AuditLog(), start, end)
+	if err != nil {
+		return err
+	}
+	hours := end.Sub(start).Hours()
+	var perNode, election []auditEntry
+	for _, e := range entries {
+		if e.ObjectRef.Resource == "leases" {
+			election = append(election, e) // one Lease per cluster, not per node
+		} else {
+			perNode = append(perNode, e)
+		}
+	}
+	res.value("api", "steady state: controller leader-election requests per hour (whole cluster)", float64(len(election))/hours, "req/h", "", "Lease renewals every --leader-elect-retry-period")
+	byClient := countBy(perNode, auditEntry.client)
+	n := float64(len(h.Nodes))
+	note := fmt.Sprintf("%d nodes, %s window, detector --heartbeat-period 5m", len(h.Nodes), cfg.steadyWindow)
+	res.value("api", "steady state: controller requests per node per hour", float64(byClient["controller"])/n/hours, "req/node/h", "0", note+"; leader-election Lease renewals excluded")
+	res.value("api", "steady state: detector requests per node per hour", float64(byClient["detector"])/n/hours, "req/node/h", "heartbeat only", note)
+	res.Details["steady_requests_by_client_verb_resource"] = countBy(entries, func(e auditEntry) string {
+		return e.client() + " " + e.Verb + " " + e.resource()
+	})
+	fp := footprint(a, b)
+	res.value("footprint", fmt.Sprintf("controller RSS, idle, %d nodes", len(h.Nodes)), fp.RSSMiB, "MiB", "< 100 MiB at 5,000 nodes", "")
+	res.value("footprint", fmt.Sprintf("controller CPU, idle, %d nodes", len(h.Nodes)), fp.CPUPercent, "% of a core", "", "")
+	return nil
+}
+
+// 5c. Waiting nodes: requests per waiting node per hour while one node holds
+// the only slot (its reboot never completes).
+func benchWaiting(ctx context.Context, cfg config, res *Results) error {
+	h, rec, stop, err := setup(ctx, cfg, harness.Config{
+		Cluster: framework.Options{Nodes: cfg.waitingNodes}, Detectors: true, RebootDelay: 24 * time.Hour,
+		ControllerReplicas: 1, ControllerArgs: controllerArgs(1, "--reboot-timeout=24h"),
+	})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if err := waitAll(ctx, h, rec, hasCondition(corev1.ConditionFalse)); err != nil {
+		return err
+	}
+	for _, n := range h.Nodes {
+		if err := n.CreateSentinel(); err != nil {
+			return err
+		}
+	}
+	if err := waitAll(ctx, h, rec, hasCondition(corev1.ConditionTrue)); err != nil {
+		return err
+	}
+	// One node is taken and goes down for good; the rest wait.
+	active, err := rec.waitAny(ctx, func(n *corev1.Node) bool { return !framework.NodeReady(n) })
+	if err != nil {
+		return err
+	}
+	return measureWaiting(ctx, cfg, res, h, active)
+}
+
+func measureWaiting(ctx context.Context, cfg config, res *Results, h *harness.Harness, active string) error {
+	start := time.Now()
+	select {
+	case <-time.After(cfg.waitingWindow): // the measurement window itself
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	end := time.Now()
+	entries, err := readAudit(h.Cluster.AuditLog(), start, end)
+	if err != nil {
+		return err
+	}
+	var aboutWaiting []auditEntry
+	for _, e := range entries {
+		name := e.ObjectRef.Name
+		if e.ObjectRef.Resource == "events" {
+			name, _, _ = strings.Cut(name, ".")
+		}
+		if name != active && !(e.ObjectRef.Resource == "leases" && e.ObjectRef.Namespace == harness.Namespace) {
+			aboutWaiting = append(aboutWaiting, e)
+		}
+	}
+	waiting := float64(len(h.Nodes) - 1)
+	hours := end.Sub(start).Hours()
+	res.value("api", "waiting nodes: requests per waiting node per hour", float64(len(aboutWaiting))/waiting/hours, "req/node/h", "0",
+		fmt.Sprintf("%d nodes waiting behind 1 taken node, %s window; all clients", len(h.Nodes)-1, cfg.waitingWindow))
+	res.Details["waiting_requests"] = countBy(aboutWaiting, func(e auditEntry) string {
+		return e.client() + " " + e.Verb + " " + e.resource()
+	})
+	return nil
+}
+
+// 7. Scale: many nodes, a rollout with many nodes out at once.
+func benchScale(ctx context.Context, cfg config, res *Results) error {
+	created := time.Now()
+	h, rec, stop, err := setup(ctx, cfg, harness.Config{
+		Cluster: framework.Options{Nodes: cfg.scaleNodes}, Detectors: true, RebootDelay: cfg.scaleReboot,
+		ControllerReplicas: 1, ControllerArgs: controllerArgs(cfg.scaleConcurrent),
+	})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if err := waitAll(ctx, h, rec, hasCondition(corev1.ConditionFalse)); err != nil {
+		return err
+	}
+	res.value("scale", fmt.Sprintf("%d nodes with detectors up", cfg.scaleNodes), time.Since(created).Seconds(), "s", "", "control plane, nodes, detectors, controller")
+	ctrlPid := h.Controllers[0].Pid()
+	idle, _ := sampleProc(ctrlPid)
+	start := time.Now()
+	for _, n := range h.Nodes {
+		if err := n.CreateSentinel(); err != nil {
+			return err
+		}
+	}
+	if err := waitRebootedOnce(ctx, h, rec); err != nil {
+		return err
+	}
+	busy, _ := sampleProc(ctrlPid)
+	res.value("scale", fmt.Sprintf("rollout of %d nodes, --max-concurrent %d, reboot %s", cfg.scaleNodes, cfg.scaleConcurrent, cfg.scaleReboot), time.Since(start).Seconds(), "s", "", "")
+	res.value("scale", "max nodes out at once", float64(rec.maxNodesOut()), "nodes", fmt.Sprintf("≤ %d", cfg.scaleConcurrent), "")
+	res.value("footprint", fmt.Sprintf("controller RSS, idle, %d nodes", cfg.scaleNodes), idle.rssMiB, "MiB", "< 100 MiB at 5,000 nodes", "")
+	res.value("footprint", fmt.Sprintf("controller RSS after the rollout, %d nodes", cfg.scaleNodes), busy.rssMiB, "MiB", "", "")
+	return nil
+}
