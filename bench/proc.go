@@ -41,9 +41,10 @@ func machine() Machine {
 
 // procSample is a process's resident memory and CPU time at one moment.
 type procSample struct {
-	at     time.Time
-	rssMiB float64
-	cpu    time.Duration
+	at               time.Time
+	rssMiB           float64
+	anonMiB, fileMiB float64 // RSS of the heap and stacks vs. of mapped files (the binary)
+	cpu              time.Duration
 }
 
 const clockTicks = 100 // USER_HZ on Linux
@@ -55,9 +56,18 @@ func sampleProc(pid int) (procSample, error) {
 		return s, err
 	}
 	for _, line := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, _ := strconv.Atoi(strings.Fields(line)[1])
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.Atoi(fields[1])
+		switch fields[0] {
+		case "VmRSS:":
 			s.rssMiB = float64(kb) / 1024
+		case "RssAnon:":
+			s.anonMiB = float64(kb) / 1024
+		case "RssFile:":
+			s.fileMiB = float64(kb) / 1024
 		}
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -75,13 +85,15 @@ func sampleProc(pid int) (procSample, error) {
 // Footprint is a process's memory and CPU use over a window.
 type Footprint struct {
 	RSSMiB     float64 `json:"rss_mib"`
+	AnonMiB    float64 `json:"rss_anon_mib"`
+	FileMiB    float64 `json:"rss_file_mib"`
 	CPUPercent float64 `json:"cpu_percent_of_one_core"`
 	WindowSec  float64 `json:"window_seconds"`
 }
 
 func footprint(a, b procSample) Footprint {
 	window := b.at.Sub(a.at)
-	f := Footprint{RSSMiB: b.rssMiB, WindowSec: window.Seconds()}
+	f := Footprint{RSSMiB: b.rssMiB, AnonMiB: b.anonMiB, FileMiB: b.fileMiB, WindowSec: window.Seconds()}
 	if window > 0 {
 		f.CPUPercent = 100 * float64(b.cpu-a.cpu) / float64(window)
 	}

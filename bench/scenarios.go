@@ -91,7 +91,7 @@ func benchDetection(ctx context.Context, cfg config, res *Results) error {
 		return err
 	}
 	fp := footprint(a, b)
-	res.value("footprint", "detector RSS, idle", fp.RSSMiB, "MiB", "< 20 MiB", "")
+	res.value("footprint", "detector RSS, idle", fp.RSSMiB, "MiB", "< 20 MiB", fmt.Sprintf("anonymous %.1f MiB, mapped binary %.1f MiB", fp.AnonMiB, fp.FileMiB))
 	res.value("footprint", "detector CPU, idle", fp.CPUPercent, "% of a core", "", fmt.Sprintf("over %.0fs", fp.WindowSec))
 
 	var created, removed []time.Duration
