@@ -176,8 +176,6 @@ func hasCondition(status corev1.ConditionStatus) func(*corev1.Node) bool {
 	return func(n *corev1.Node) bool { return conditionStatus(n) == status }
 }
 
-func taken(n *corev1.Node) bool { return n.Annotations[contract.AnnotationState] != "" }
-
 func idleAndSchedulable(n *corev1.Node) bool {
 	return n.Annotations[contract.AnnotationState] == "" && !n.Spec.Unschedulable
 }
