@@ -26,11 +26,16 @@ func findCondition(node *v1.Node, condType string) *v1.NodeCondition {
 // nextCondition computes the condition to report for an observation, given
 // the condition the node has now (nil if none). write is false when the node
 // already says the same thing and its heartbeat is younger than heartbeat:
-// then cond is prev, unchanged.
+// then cond is prev, unchanged. first says that this process has not written
+// the condition yet: its first write always happens, even when nothing
+// changed, so that after a (re)start — above all after a boot — the condition
+// carries a heartbeat from this process. The controller tells a condition
+// written after a reboot from one left over from before it by that
+// heartbeat.
 //
 // lastTransitionTime changes only when the status changes; lastHeartbeatTime
 // is now on every write.
-func nextCondition(prev *v1.NodeCondition, condType string, obs sentinel.Observation, now time.Time, heartbeat time.Duration) (cond v1.NodeCondition, write bool) {
+func nextCondition(prev *v1.NodeCondition, condType string, obs sentinel.Observation, now time.Time, heartbeat time.Duration, first bool) (cond v1.NodeCondition, write bool) {
 	cond = v1.NodeCondition{
 		Type:               v1.NodeConditionType(condType),
 		Status:             obs.Status,
@@ -48,7 +53,7 @@ func nextCondition(prev *v1.NodeCondition, condType string, obs sentinel.Observa
 	if prev.Status != obs.Status || prev.Reason != obs.Reason || prev.Message != obs.Message {
 		return cond, true
 	}
-	if heartbeatDue(prev, now, heartbeat) {
+	if first || heartbeatDue(prev, now, heartbeat) {
 		return cond, true
 	}
 	return *prev, false

@@ -35,6 +35,7 @@ func TestNextCondition(t *testing.T) {
 		prev           *v1.NodeCondition
 		obs            sentinel.Observation
 		now            time.Time
+		first          bool
 		wantWrite      bool
 		wantTransition time.Time
 		wantHeartbeat  time.Time
@@ -53,8 +54,12 @@ func TestNextCondition(t *testing.T) {
 		{name: "message changes (packages): transition time kept", prev: cond(present, t0, t0),
 			obs: sentinel.Observation{Status: v1.ConditionTrue, Reason: sentinel.ReasonSentinelPresent, Message: present.Message + "; required by libc6"},
 			now: later, wantWrite: true, wantTransition: t0, wantHeartbeat: later},
-		{name: "restarted detector: old transition, fresh heartbeat", prev: cond(present, t0.Add(-48*time.Hour), t0), obs: present, now: later,
+		{name: "unchanged, recent heartbeat written by this process", prev: cond(present, t0.Add(-48*time.Hour), t0), obs: present, now: later,
 			wantWrite: false, wantTransition: t0.Add(-48 * time.Hour), wantHeartbeat: t0},
+		{name: "restarted detector: old transition, recent heartbeat of an earlier process: written once", prev: cond(present, t0.Add(-48*time.Hour), t0), obs: present, now: later,
+			first: true, wantWrite: true, wantTransition: t0.Add(-48 * time.Hour), wantHeartbeat: later},
+		{name: "first write after a boot, status changed", prev: cond(present, t0.Add(-48*time.Hour), t0), obs: absent, now: later,
+			first: true, wantWrite: true, wantTransition: later, wantHeartbeat: later},
 		{name: "restarted detector: old transition, stale heartbeat", prev: cond(present, t0.Add(-48*time.Hour), t0.Add(-time.Hour)), obs: present, now: t0,
 			wantWrite: true, wantTransition: t0.Add(-48 * time.Hour), wantHeartbeat: t0},
 		{name: "heartbeat from the far future (another clock)", prev: cond(present, t0, t0.Add(time.Hour)), obs: present, now: t0,
@@ -63,7 +68,7 @@ func TestNextCondition(t *testing.T) {
 			wantWrite: true, wantTransition: t0, wantHeartbeat: t0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, write := nextCondition(tc.prev, contract.DefaultConditionType, tc.obs, tc.now, heartbeat)
+			got, write := nextCondition(tc.prev, contract.DefaultConditionType, tc.obs, tc.now, heartbeat, tc.first)
 			if write != tc.wantWrite {
 				t.Errorf("write = %v, want %v", write, tc.wantWrite)
 			}
@@ -103,7 +108,7 @@ func TestTransitionEvent(t *testing.T) {
 		{"message only", cond(present, t0, t0), sentinel.Observation{Status: v1.ConditionTrue, Reason: sentinel.ReasonSentinelPresent, Message: "other"}, false, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _ := nextCondition(tc.prev, contract.DefaultConditionType, tc.obs, t0.Add(time.Minute), heartbeat)
+			c, _ := nextCondition(tc.prev, contract.DefaultConditionType, tc.obs, t0.Add(time.Minute), heartbeat, false)
 			typ, reason, ok := transitionEvent(tc.prev, c)
 			if ok != tc.wantOK || typ != tc.wantType || reason != tc.wantReason {
 				t.Errorf("transitionEvent = %q %q %v, want %q %q %v", typ, reason, ok, tc.wantType, tc.wantReason, tc.wantOK)

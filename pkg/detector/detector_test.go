@@ -26,6 +26,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/reboot"
 	"github.com/nodereboot/nodereboot/pkg/sentinel"
 )
 
@@ -116,6 +117,8 @@ type harnessOpts struct {
 	detection bool
 	failures  int
 	clock     clock.WithTicker
+	// rebooter replaces the counting fake rebooter.
+	rebooter reboot.Rebooter
 	// setup runs on the client before the detector starts (reactors
 	// cannot be added safely later).
 	setup func(*fake.Clientset)
@@ -159,10 +162,14 @@ func start(t *testing.T, o harnessOpts) *harness {
 	if o.setup != nil {
 		o.setup(h.client)
 	}
+	var rebooter reboot.Rebooter = h.rebooter
+	if o.rebooter != nil {
+		rebooter = o.rebooter
+	}
 	d, err := New(Config{
 		Client: h.client, NodeName: nodeName, ConditionType: contract.DefaultConditionType,
 		Detection: o.detection, Source: h.source, HeartbeatPeriod: heartbeat,
-		BootIDFile: bootFile, Rebooter: h.rebooter,
+		BootIDFile: bootFile, Rebooter: rebooter,
 		RebootBackoff:  wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 100, Cap: 40 * time.Millisecond},
 		WriteBackoff:   wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 100, Cap: 40 * time.Millisecond},
 		MetricsAddress: "127.0.0.1:0", HealthAddress: "127.0.0.1:0",
@@ -419,20 +426,42 @@ func waitForTimer(t *testing.T, clk *clocktesting.FakeClock) {
 	}
 }
 
+// A restarted detector (after a boot, or a crash) finds its condition
+// unchanged and with a recent heartbeat of the previous process: it writes
+// it once anyway, with a fresh heartbeat and the old transition time, and
+// records no event. The controller tells a condition written after a reboot
+// from a stale one by that heartbeat; without the write, a sentinel that is
+// back right after the reboot would look like the condition from before it.
 func TestRestartKeepsTransitionTime(t *testing.T) {
 	clk := clocktesting.NewFakeClock(t0)
 	old := cond(present, t0.Add(-48*time.Hour), t0.Add(-time.Minute))
 	h := start(t, harnessOpts{detection: true, clock: clk, node: newNode(nil, *old)})
 	h.source.obs <- present
-	// Nothing to write: ready without a write, no event.
+	n := h.waitNode("a fresh heartbeat", func(n *v1.Node) bool {
+		return findCondition(n, contract.DefaultConditionType).LastHeartbeatTime.Time.Equal(t0)
+	})
+	got := findCondition(n, contract.DefaultConditionType)
+	if !got.LastTransitionTime.Time.Equal(old.LastTransitionTime.Time) || got.Status != v1.ConditionTrue {
+		t.Fatalf("condition after the restart %+v, want the old transition time %v", got, old.LastTransitionTime)
+	}
 	if err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
 		code, _ := h.ready()
 		return code == http.StatusOK, nil
 	}); err != nil {
 		t.Fatal("not ready")
 	}
-	if n := h.statusPatches(); n != 0 {
-		t.Fatalf("%d writes of an unchanged, fresh condition", n)
+	// Once: the same observation again writes nothing before the heartbeat.
+	// A changed message after it is the sync point: it is written, and
+	// nothing else was.
+	h.source.obs <- present
+	changed := present
+	changed.Message += "; required by libc6"
+	h.source.obs <- changed
+	h.waitNode("the changed message", func(n *v1.Node) bool {
+		return findCondition(n, contract.DefaultConditionType).Message == changed.Message
+	})
+	if n := h.statusPatches(); n != 2 {
+		t.Fatalf("%d writes, want 2: one with a fresh heartbeat after the start, one for the changed message", n)
 	}
 	h.noEvent()
 	// A status change keeps nothing of the old transition.
@@ -677,4 +706,132 @@ func TestNoRebootBeforeTheAnnotationIsWritten(t *testing.T) {
 		t.Fatalf("%d reboots", h.rebooter.Calls())
 	}
 	h.expectEvent("Normal Rebooting")
+}
+
+// blockingRebooter holds every reboot request until the test releases it,
+// as a slow `systemctl reboot` does while the host starts going down.
+type blockingRebooter struct {
+	started chan struct{}
+	release chan error
+	mu      sync.Mutex
+	calls   int
+}
+
+func (b *blockingRebooter) Reboot(ctx context.Context) error {
+	b.mu.Lock()
+	b.calls++
+	b.mu.Unlock()
+	b.started <- struct{}{}
+	select {
+	case err := <-b.release:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *blockingRebooter) Calls() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls
+}
+
+// Regression test (the demo once showed several Rebooting events for one
+// node within a second): between the reboot request and the moment the
+// host stops the detector, the node keeps changing (the controller's
+// annotations, NotReady, the authorization withdrawn and granted again, our
+// own rebooting annotation removed by somebody). One authorization leads to
+// one reboot request and one Rebooting event per detector process, whether
+// the node changes while the request runs or after it was accepted.
+func TestOneRebootRequestWhileGoingDown(t *testing.T) {
+	b := &blockingRebooter{started: make(chan struct{}, 10), release: make(chan error)}
+	h := start(t, harnessOpts{detection: true, rebooter: b})
+	h.source.obs <- present
+	h.waitCondition(v1.ConditionTrue)
+	h.expectEvent("Normal RebootRequired")
+
+	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootA)})
+	select {
+	case <-b.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reboot request")
+	}
+	h.expectEvent("Normal Rebooting")
+	churn := func(round string) {
+		for _, ann := range []map[string]*string{
+			{contract.AnnotationState: ptr(string(contract.StateAuthorized)), "touch": ptr(round + "0")},
+			{contract.AnnotationRebootAuthorized: nil, "touch": ptr(round + "1")},
+			{contract.AnnotationRebootAuthorized: ptr(bootA), "touch": ptr(round + "2")},
+			{contract.AnnotationRebooting: nil, "touch": ptr(round + "3")},
+			{contract.AnnotationRebooting: ptr(bootA), "touch": ptr(round + "4")},
+		} {
+			h.annotate(ann)
+		}
+		n := h.node()
+		n.Status.Conditions[0].Status = v1.ConditionFalse // NotReady: the kubelet stops
+		if _, err := h.client.CoreV1().Nodes().UpdateStatus(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// While the request runs.
+	churn("a")
+	b.release <- nil
+	waitMetric(t, h.d.metrics.rebootsIssued, 1)
+	// After it was accepted, while the host goes down.
+	churn("b")
+	// Sync point: a condition change is handled after every node event
+	// above (the loops are fed by the same informer, in order).
+	h.source.obs <- absent
+	h.waitCondition(v1.ConditionFalse)
+	h.expectEvent("Normal RebootNotRequired")
+	h.annotate(map[string]*string{"touch": ptr("last")})
+	h.waitNode("last update", func(n *v1.Node) bool { return n.Annotations["touch"] == "last" })
+	if got := b.Calls(); got != 1 {
+		t.Fatalf("%d reboot requests for one authorization, want 1", got)
+	}
+	h.noEvent() // no second Rebooting event
+	// An accepted request is never undone: the annotation stays for the
+	// next boot to prove the reboot.
+	if got := h.node().Annotations[contract.AnnotationRebooting]; got != bootA {
+		t.Fatalf("%s = %q after the accepted request, want %q", contract.AnnotationRebooting, got, bootA)
+	}
+}
+
+// A failed reboot request is retried only after its backoff, however often
+// the node changes meanwhile; then exactly once more.
+func TestFailedRebootRetriedOnlyAfterBackoff(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	h := start(t, harnessOpts{detection: false, failures: 1, clock: clk})
+	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootA)})
+	<-h.rebooter.called
+	h.expectEvent("Normal Rebooting")
+	h.expectEvent("Warning RebootFailed")
+	for i := range 10 {
+		h.annotate(map[string]*string{"touch": ptr(fmt.Sprint(i))})
+	}
+	h.waitNode("updates", func(n *v1.Node) bool { return n.Annotations["touch"] == "9" })
+	// The fake clock has not moved: whatever the loop did with those
+	// updates, the backoff has not passed.
+	if got := h.rebooter.Calls(); got != 1 {
+		t.Fatalf("%d reboot attempts during the backoff, want 1", got)
+	}
+	clk.Step(time.Minute) // past the backoff (10ms doubling to 40ms in the harness)
+	select {
+	case <-h.rebooter.called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no retry after the backoff")
+	}
+	h.expectEvent("Normal Rebooting")
+	waitMetric(t, h.d.metrics.rebootsIssued, 1)
+	for i := range 5 {
+		h.annotate(map[string]*string{"touch": ptr(fmt.Sprint("after", i))})
+	}
+	h.waitNode("updates", func(n *v1.Node) bool { return n.Annotations["touch"] == "after4" })
+	clk.Step(time.Hour)
+	h.annotate(map[string]*string{"touch": ptr("last")})
+	h.waitNode("last", func(n *v1.Node) bool { return n.Annotations["touch"] == "last" })
+	if got := h.rebooter.Calls(); got != 2 {
+		t.Fatalf("%d reboot attempts, want 2 (one failed, one accepted)", got)
+	}
+	h.noEvent()
 }

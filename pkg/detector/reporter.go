@@ -122,7 +122,9 @@ func (r *reporter) sync(ctx context.Context) time.Duration {
 	}
 	prev := r.previous(node)
 	now := r.clock.Now()
-	cond, write := nextCondition(prev, r.condType, *obs, now, r.heartbeat)
+	// Until this process wrote the condition once, it writes it even when
+	// it is unchanged (a fresh heartbeat after every start).
+	cond, write := nextCondition(prev, r.condType, *obs, now, r.heartbeat, r.lastWritten == nil)
 	if !write {
 		r.reported.Store(true)
 		return untilHeartbeat(prev, now, r.heartbeat)
