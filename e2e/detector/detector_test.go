@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"net"
 	"net/http"
 	"os"
@@ -166,8 +167,15 @@ func TestDetector(t *testing.T) {
 		if _, err := c.WaitForNode(ctx, node, hasCondition(corev1.ConditionFalse, sentinel.ReasonSentinelAbsent)); err != nil {
 			t.Fatal(err)
 		}
-		// Ready once the condition is written; the write is what we just saw.
-		if code, body := get(t, "http://"+health+"/readyz?verbose"); code != http.StatusOK {
+		// Ready once the condition is written. The watch can show the write
+		// before the detector has handled the response, and an HTTP probe
+		// has no watch: poll it, with a deadline.
+		var code int
+		var body string
+		if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			code, body = get(t, "http://"+health+"/readyz?verbose")
+			return code == http.StatusOK, nil
+		}); err != nil {
 			t.Errorf("/readyz after the first condition: %d\n%s", code, body)
 		}
 		waitEvent(ctx, t, c.Client, node, contract.ReasonRebootNotRequired, "is absent")

@@ -29,13 +29,17 @@ func condition(n *corev1.Node, typ corev1.NodeConditionType) *corev1.NodeConditi
 	return nil
 }
 
-// kwok must leave alone what others own: the boot ID and foreign conditions,
-// also when it rewrites the node's status.
-func TestKwokKeepsBootIDAndForeignConditions(t *testing.T) {
+// kwok must leave alone the conditions that others own, also when its
+// node-initialize stage rewrites the node's status. (It may rewrite
+// status.nodeInfo.bootID from a stale copy of the node, seen here right after
+// a node's creation: that is why the simulator changes the boot ID only while
+// the node is powered off, when kwok does not manage it; TestSimulatedReboot
+// checks the boot ID that results.)
+func TestKwokKeepsForeignConditions(t *testing.T) {
 	c := framework.StartCluster(t, framework.Options{Nodes: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	patch := []byte(`{"status":{"nodeInfo":{"bootID":"boot-under-test"},"conditions":[
+	patch := []byte(`{"status":{"conditions":[
 		{"type":"RebootRequired","status":"True","reason":"SentinelPresent","message":"test","lastHeartbeatTime":"2026-01-01T00:00:00Z","lastTransitionTime":"2026-01-01T00:00:00Z"},
 		{"type":"Ready","status":"False","reason":"Test","message":"make kwok initialize the node again","lastHeartbeatTime":"2026-01-01T00:00:00Z","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`)
 	if _, err := c.Client.CoreV1().Nodes().Patch(ctx, "node-0", types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
@@ -45,9 +49,6 @@ func TestKwokKeepsBootIDAndForeignConditions(t *testing.T) {
 	n, err := c.WaitForNode(ctx, "node-0", framework.NodeReady)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if got := n.Status.NodeInfo.BootID; got != "boot-under-test" {
-		t.Errorf("kwok changed the boot ID to %q", got)
 	}
 	if rr := condition(n, "RebootRequired"); rr == nil || rr.Status != corev1.ConditionTrue || rr.Reason != "SentinelPresent" {
 		t.Errorf("kwok changed the foreign condition: %+v", rr)
