@@ -113,6 +113,12 @@ func run(args []string, stdout io.Writer) int {
 	only := fs.String("only", "", "comma-separated benchmarks to run (default all): detection,reaction,handoff,rollout,steady,waiting,scale")
 	out := fs.String("out", "", "JSON output (default bench/results/<date>.json; with --quick none)")
 	keep := fs.Bool("keep-logs", false, "keep the clusters' folders and logs")
+	steadyNodes := fs.Int("steady-nodes", 0, "override: nodes in the steady-state API load benchmark (default 1000)")
+	steadyWindow := fs.Duration("steady-window", 0, "override: its measurement window (default 10m)")
+	scaleNodes := fs.Int("scale-nodes", 0, "override: nodes in the scale benchmark (default 5000)")
+	scaleConcurrent := fs.Int("scale-concurrent", 0, "override: --max-concurrent in the scale benchmark (default 50)")
+	rolloutNodes := fs.Int("rollout-nodes", 0, "override: nodes in the makespan benchmark (default 100)")
+	trials := fs.Int("trials", 0, "override: trials of the detection and reaction latencies (default 200)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -121,6 +127,27 @@ func run(args []string, stdout io.Writer) int {
 		cfg = quickConfig()
 	}
 	cfg.keepLogs = *keep
+	for _, o := range []struct {
+		name string
+		v    int
+		dst  *int
+	}{{"steady-nodes", *steadyNodes, &cfg.steadyNodes}, {"scale-nodes", *scaleNodes, &cfg.scaleNodes},
+		{"scale-concurrent", *scaleConcurrent, &cfg.scaleConcurrent}, {"rollout-nodes", *rolloutNodes, &cfg.rolloutNodes},
+		{"trials", *trials, &cfg.detectionTrials}, {"trials", *trials, &cfg.reactionTrials}} {
+		switch {
+		case o.v < 0:
+			fmt.Fprintf(os.Stderr, "invalid --%s: must be positive\n", o.name)
+			return 2
+		case o.v > 0:
+			*o.dst = o.v
+		}
+	}
+	if *steadyWindow < 0 {
+		fmt.Fprintln(os.Stderr, "invalid --steady-window: must be positive")
+		return 2
+	} else if *steadyWindow > 0 {
+		cfg.steadyWindow = *steadyWindow
+	}
 	cfg.logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+f+"\n", a...) }
 	if *only != "" {
 		cfg.only = map[string]bool{}
