@@ -1,0 +1,564 @@
+package deploy
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes/fake"
+	"sigs.k8s.io/yaml"
+
+	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/controller"
+	"github.com/nodereboot/nodereboot/pkg/detector"
+	dopts "github.com/nodereboot/nodereboot/pkg/detector/options"
+	"github.com/nodereboot/nodereboot/pkg/reboot"
+)
+
+// TestKustomizeFlags parses the args of both containers of the base and of
+// every component with the binaries' own flag parsers, and checks what each
+// variant is for.
+func TestKustomizeFlags(t *testing.T) {
+	wantDetector := detectorOptions()
+	wantDetector.Sentinel = hostSentinel
+	wantDetector.DBusSocket = hostDBusSocket
+	wantController := controllerOptions()
+
+	variants := map[string]func(d *dopts.Options){
+		"": func(*dopts.Options) {},
+		"reboot-signal": func(d *dopts.Options) {
+			d.RebootMethod = "signal"
+		},
+		"reboot-dbus": func(d *dopts.Options) {
+			d.RebootMethod = "dbus"
+		},
+		"prometheus": func(*dopts.Options) {},
+		"node-problem-detector": func(d *dopts.Options) {
+			d.Detection = false
+		},
+	}
+	for comp, edit := range variants {
+		t.Run("base+"+comp, func(t *testing.T) {
+			var objs []*unstructured.Unstructured
+			if comp == "" {
+				objs = decode(t, mustKustomize(t))
+			} else {
+				objs = decode(t, mustKustomize(t, comp))
+			}
+			ds := find(t, objs, "DaemonSet", "nodereboot-detector")
+			got := parseDetector(t, stringList(t, container(t, ds), "args"))
+			want := *wantDetector
+			edit(&want)
+			if !reflect.DeepEqual(*got, want) {
+				t.Errorf("detector options:\n got %+v\nwant %+v", *got, want)
+			}
+			dep := find(t, objs, "Deployment", "nodereboot-controller")
+			if got := parseController(t, stringList(t, container(t, dep), "args")); !reflect.DeepEqual(got, wantController) {
+				t.Errorf("controller options:\n got %+v\nwant %+v", *got, *wantController)
+			}
+			checkDetectorPrivileges(t, ds, got.RebootMethod)
+		})
+	}
+
+	t.Run("signal and dbus conflict", func(t *testing.T) {
+		out, err := kustomize(t, overlay(t, "reboot-signal", "reboot-dbus"))
+		if err == nil {
+			t.Fatalf("base+reboot-signal+reboot-dbus built; want an error. Output:\n%s", out)
+		}
+		if !strings.Contains(err.Error(), "test failed") {
+			t.Errorf("want the failed JSON-patch test, got %v", err)
+		}
+	})
+
+	t.Run("signal with node-problem-detector", func(t *testing.T) {
+		objs := decode(t, mustKustomize(t, "reboot-signal", "node-problem-detector"))
+		o := parseDetector(t, stringList(t, container(t, find(t, objs, "DaemonSet", "nodereboot-detector")), "args"))
+		if o.RebootMethod != "signal" || o.Detection {
+			t.Errorf("reboot-method=%s detection=%v, want signal and false", o.RebootMethod, o.Detection)
+		}
+	})
+}
+
+// checkDetectorPrivileges checks that the detector pod has exactly what its
+// reboot method needs (docs/install.md).
+func checkDetectorPrivileges(t *testing.T, ds *unstructured.Unstructured, method string) {
+	t.Helper()
+	spec := podSpec(t, ds)
+	c := container(t, ds)
+	sc, _ := c["securityContext"].(map[string]any)
+	hostPID, _ := spec["hostPID"].(bool)
+	privileged, _ := sc["privileged"].(bool)
+	uid, _, _ := unstructured.NestedInt64(sc, "runAsUser")
+	ape, apeSet, _ := unstructured.NestedBool(sc, "allowPrivilegeEscalation")
+	add, _, _ := unstructured.NestedStringSlice(sc, "capabilities", "add")
+	drop, _, _ := unstructured.NestedStringSlice(sc, "capabilities", "drop")
+	rofs, _, _ := unstructured.NestedBool(sc, "readOnlyRootFilesystem")
+	if !rofs {
+		t.Errorf("%s: the detector's root file system is writable", method)
+	}
+	if uid != 0 {
+		t.Errorf("%s: runAsUser %d, want 0 (every reboot method needs root)", method, uid)
+	}
+	switch method {
+	case "command":
+		if !hostPID || !privileged {
+			t.Errorf("command: hostPID=%v privileged=%v, want both (nsenter into PID 1's mount namespace)", hostPID, privileged)
+		}
+	case "signal":
+		if !hostPID || privileged || (apeSet && ape) || !apeSet || !slices.Equal(add, []string{"KILL"}) || !slices.Equal(drop, []string{"ALL"}) {
+			t.Errorf("signal: hostPID=%v privileged=%v allowPrivilegeEscalation=%v add=%v drop=%v; want hostPID, not privileged, no escalation, only KILL", hostPID, privileged, ape, add, drop)
+		}
+	case "dbus":
+		if hostPID || privileged || (apeSet && ape) || !apeSet || len(add) > 0 || !slices.Equal(drop, []string{"ALL"}) {
+			t.Errorf("dbus: hostPID=%v privileged=%v allowPrivilegeEscalation=%v add=%v drop=%v; want no hostPID, not privileged, no escalation, no capability", hostPID, privileged, ape, add, drop)
+		}
+	default:
+		t.Errorf("unknown reboot method %q", method)
+	}
+	// The host's /var/run, read-only, where the flags point.
+	vols, _, _ := unstructured.NestedSlice(spec, "volumes")
+	mounts, _, _ := unstructured.NestedSlice(c, "volumeMounts")
+	found := false
+	for _, m := range mounts {
+		m := m.(map[string]any)
+		if m["mountPath"] != "/host/var/run" {
+			continue
+		}
+		found = true
+		if m["readOnly"] != true {
+			t.Errorf("the host's /var/run is mounted writable")
+		}
+		for _, v := range vols {
+			v := v.(map[string]any)
+			if v["name"] == m["name"] {
+				if p, _, _ := unstructured.NestedString(v, "hostPath", "path"); p != "/var/run" {
+					t.Errorf("volume %v: hostPath %q, want /var/run", v["name"], p)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no mount at /host/var/run")
+	}
+	if !strings.HasPrefix(hostSentinel, "/host/var/run/") || !strings.HasPrefix(hostDBusSocket, "/host/var/run/") {
+		t.Fatal("the sentinel and the socket must be under the mount")
+	}
+}
+
+// values is deploy/helm/nodereboot/values.yaml.
+func values(t *testing.T) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root(t), chartPath, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func flagNames(add func(*pflag.FlagSet)) []string {
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	add(fs)
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden { // testing-only flags
+			names = append(names, f.Name)
+		}
+	})
+	return names
+}
+
+// TestHelmValuesCoverEveryFlag: detector.flags and controller.flags have a
+// key for every flag of the binary (and nothing the binary does not parse),
+// and the chart's default render gives the binaries' defaults, except the
+// two host paths under the mount.
+func TestHelmValuesCoverEveryFlag(t *testing.T) {
+	v := values(t)
+	for _, bin := range []struct {
+		name   string
+		flags  map[string]any
+		names  []string
+		except []string // flags deliberately not in values
+	}{
+		{"detector", v["detector"].(map[string]any)["flags"].(map[string]any), flagNames(detectorOptions().AddFlags), []string{"node-name"}},
+		{"controller", v["controller"].(map[string]any)["flags"].(map[string]any), flagNames(controllerOptions().AddFlags), nil},
+	} {
+		for _, n := range bin.names {
+			if _, ok := bin.flags[n]; !ok && !slices.Contains(bin.except, n) {
+				t.Errorf("values.yaml: %s.flags has no %q", bin.name, n)
+			}
+		}
+		for n := range bin.flags {
+			if !slices.Contains(bin.names, n) && n != "v" {
+				t.Errorf("values.yaml: %s.flags.%s is not a flag of nodereboot-%s", bin.name, n, bin.name)
+			}
+		}
+		for _, n := range bin.except {
+			if _, ok := bin.flags[n]; ok {
+				t.Errorf("values.yaml: %s.flags.%s must not be set by the chart", bin.name, n)
+			}
+		}
+	}
+
+	objs := decode(t, mustHelmTemplate(t))
+	wantD := detectorOptions()
+	wantD.Sentinel = hostSentinel
+	wantD.DBusSocket = hostDBusSocket
+	ds := find(t, objs, "DaemonSet", "nodereboot-detector")
+	if got := parseDetector(t, stringList(t, container(t, ds), "args")); !reflect.DeepEqual(got, wantD) {
+		t.Errorf("chart's detector options are not the binary's defaults:\n got %+v\nwant %+v", *got, *wantD)
+	}
+	dep := find(t, objs, "Deployment", "nodereboot-controller")
+	if got := parseController(t, stringList(t, container(t, dep), "args")); !reflect.DeepEqual(got, controllerOptions()) {
+		t.Errorf("chart's controller options are not the binary's defaults:\n got %+v\nwant %+v", *got, *controllerOptions())
+	}
+}
+
+// helmFor are the chart values that install what a kustomize component does.
+var helmFor = map[string][]string{
+	"":                      nil,
+	"reboot-signal":         {"detector.flags.reboot-method=signal"},
+	"reboot-dbus":           {"detector.flags.reboot-method=dbus"},
+	"prometheus":            {"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"},
+	"node-problem-detector": {"nodeProblemDetector.enabled=true"},
+}
+
+// TestHelmMatchesKustomize: for the base and each component, the chart
+// renders the same objects (kind, namespace, name) with the same content:
+// equal options parsed from the args, equal everything else but the chart's
+// extra labels.
+func TestHelmMatchesKustomize(t *testing.T) {
+	for comp, sets := range helmFor {
+		t.Run("base+"+comp, func(t *testing.T) {
+			var k string
+			if comp == "" {
+				k = mustKustomize(t)
+			} else {
+				k = mustKustomize(t, comp)
+			}
+			kobjs := index(t, decode(t, k))
+			hobjs := index(t, decode(t, mustHelmTemplate(t, append([]string{"namespace.create=true"}, sets...)...)))
+			if !slices.Equal(keys(kobjs), keys(hobjs)) {
+				t.Fatalf("different objects:\nkustomize %v\nhelm      %v", keys(kobjs), keys(hobjs))
+			}
+			for name, ko := range kobjs {
+				compareObjects(t, name, ko, hobjs[name])
+			}
+		})
+	}
+}
+
+func compareObjects(t *testing.T, name string, k, h *unstructured.Unstructured) {
+	t.Helper()
+	k, h = k.DeepCopy(), h.DeepCopy()
+	for lk, lv := range k.GetLabels() {
+		if h.GetLabels()[lk] != lv {
+			t.Errorf("%s: label %s=%s in kustomize, %q in helm", name, lk, lv, h.GetLabels()[lk])
+		}
+	}
+	if !reflect.DeepEqual(k.GetAnnotations(), h.GetAnnotations()) {
+		t.Errorf("%s: annotations differ: kustomize %v, helm %v", name, k.GetAnnotations(), h.GetAnnotations())
+	}
+	switch k.GetKind() {
+	case "DaemonSet":
+		kargs, hargs := stringList(t, container(t, k), "args"), stringList(t, container(t, h), "args")
+		if ko, ho := parseDetector(t, kargs), parseDetector(t, hargs); !reflect.DeepEqual(ko, ho) {
+			t.Errorf("%s: options differ:\nkustomize %+v\nhelm      %+v", name, *ko, *ho)
+		}
+		dropArgs(k)
+		dropArgs(h)
+	case "Deployment":
+		kargs, hargs := stringList(t, container(t, k), "args"), stringList(t, container(t, h), "args")
+		if ko, ho := parseController(t, kargs), parseController(t, hargs); !reflect.DeepEqual(ko, ho) {
+			t.Errorf("%s: options differ:\nkustomize %+v\nhelm      %+v", name, *ko, *ho)
+		}
+		dropArgs(k)
+		dropArgs(h)
+	}
+	delete(k.Object, "metadata")
+	delete(h.Object, "metadata")
+	if !reflect.DeepEqual(k.Object, h.Object) {
+		kb, _ := yaml.Marshal(k.Object)
+		hb, _ := yaml.Marshal(h.Object)
+		t.Errorf("%s differs:\n--- kustomize\n%s\n--- helm\n%s", name, kb, hb)
+	}
+}
+
+func dropArgs(o *unstructured.Unstructured) {
+	cs := o.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)
+	delete(cs[0].(map[string]any), "args")
+}
+
+// TestHelmRBACIsDeployRBAC: the chart's RBAC is deploy/rbac (rules,
+// bindings), so that the RBAC the other teams test is the RBAC users get.
+func TestHelmRBACIsDeployRBAC(t *testing.T) {
+	var files []string
+	for _, f := range []string{"detector-clusterrole.yaml", "controller-clusterrole.yaml"} {
+		b, err := os.ReadFile(filepath.Join(root(t), "deploy", "rbac", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, string(b))
+	}
+	want := index(t, decode(t, strings.Join(files, "\n---\n")))
+	got := map[string]*unstructured.Unstructured{}
+	for k, o := range index(t, decode(t, mustHelmTemplate(t))) {
+		if strings.HasPrefix(o.GetAPIVersion(), "rbac.authorization.k8s.io/") {
+			got[k] = o
+		}
+	}
+	if !slices.Equal(keys(want), keys(got)) {
+		t.Fatalf("RBAC objects differ:\ndeploy/rbac %v\nchart       %v", keys(want), keys(got))
+	}
+	for k, w := range want {
+		compareObjects(t, k, w, got[k])
+	}
+
+	// A renamed Lease is still the only one the controller may update.
+	objs := decode(t, mustHelmTemplate(t, "controller.flags.leader-elect-resource-name=my-lease"))
+	role := find(t, objs, "Role", "nodereboot-controller-leader-election")
+	rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
+	var names []string
+	for _, r := range rules {
+		rn, _, _ := unstructured.NestedStringSlice(r.(map[string]any), "resourceNames")
+		names = append(names, rn...)
+	}
+	if !slices.Equal(names, []string{"my-lease"}) {
+		t.Errorf("leader-election Role names %v, want [my-lease]", names)
+	}
+}
+
+// TestHelmRejectsBadValues: the chart refuses what cannot work.
+func TestHelmRejectsBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		sets []string
+		want string
+	}{
+		{[]string{"detector.flags.reboot-method=kexec"}, "must be command, signal or dbus"},
+		{[]string{"detector.flags.reboot-method=dbus", "detector.flags.sentinel-command=needs-restarting -r"}, "needs the privileges of reboot-method command"},
+		{[]string{"nodeProblemDetector.enabled=true", "nodeProblemDetector.conditionType=KernelUpdate"}, "not in controller.flags.reboot-conditions"},
+	} {
+		out, err := helmTemplate(t, tc.sets...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("helm template %v: err %v, want %q (output %d bytes)", tc.sets, err, tc.want, len(out))
+		}
+	}
+}
+
+// TestHelmLint runs helm lint --strict with the default and with every option
+// switched on.
+func TestHelmLint(t *testing.T) {
+	chart := filepath.Join(root(t), chartPath)
+	for _, sets := range [][]string{nil, {"namespace.create=true", "metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true", "nodeProblemDetector.enabled=true", "detector.flags.reboot-method=signal"}} {
+		args := []string{"lint", "--strict", chart, "--namespace", systemNS}
+		for _, s := range sets {
+			args = append(args, "--set", s)
+		}
+		if out, err := run(t, "", nil, helm(t), args...); err != nil {
+			t.Errorf("%v\n%s", err, out)
+		}
+	}
+}
+
+// knownSeries are the series the binaries export at start: controller and
+// detector registries gathered.
+func knownSeries(t *testing.T) map[string][]map[string]string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	controller.NewMetrics(reg)
+	dir := t.TempDir()
+	bootID := filepath.Join(dir, "boot_id")
+	if err := os.WriteFile(bootID, []byte("0b6e3c9c-0000-4000-8000-000000000000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := detector.New(detector.Config{
+		Client: fake.NewClientset(), NodeName: testNode, ConditionType: contract.DefaultConditionType,
+		Detection: true, Source: detector.FileSource{Path: filepath.Join(dir, "reboot-required")},
+		HeartbeatPeriod: time.Minute, BootIDFile: bootID, Rebooter: reboot.Command{Argv: []string{"true"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string][]map[string]string{}
+	for _, g := range []prometheus.Gatherer{reg, d.Registry()} {
+		mfs, err := g.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, lp := range m.GetLabel() {
+					labels[lp.GetName()] = lp.GetValue()
+				}
+				series[mf.GetName()] = append(series[mf.GetName()], labels)
+			}
+			if len(mf.GetMetric()) == 0 {
+				series[mf.GetName()] = nil
+			}
+		}
+	}
+	return series
+}
+
+var (
+	selectorRE = regexp.MustCompile(`(nodereboot_[a-z_]+)(\{([^}]*)\})?`)
+	matcherRE  = regexp.MustCompile(`([a-z_]+)\s*(=~|=)\s*"([^"]*)"`)
+)
+
+// TestAlertsUseExportedMetrics: every metric an alert names is exported by a
+// binary, with the label values its selectors ask for (a typo in a rule
+// would otherwise alert never).
+func TestAlertsUseExportedMetrics(t *testing.T) {
+	series := knownSeries(t)
+	rule := find(t, decode(t, mustKustomize(t, "prometheus")), "PrometheusRule", "nodereboot")
+	groups, _, _ := unstructured.NestedSlice(rule.Object, "spec", "groups")
+	alerts := 0
+	for _, g := range groups {
+		rules, _, _ := unstructured.NestedSlice(g.(map[string]any), "rules")
+		for _, r := range rules {
+			r := r.(map[string]any)
+			expr, _ := r["expr"].(string)
+			alerts++
+			sels := selectorRE.FindAllStringSubmatch(expr, -1)
+			if len(sels) == 0 {
+				t.Errorf("alert %v: no nodereboot metric in %q", r["alert"], expr)
+			}
+			for _, s := range sels {
+				name := s[1]
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					if _, ok := series[name]; !ok && strings.HasSuffix(name, suffix) {
+						name = strings.TrimSuffix(name, suffix)
+					}
+				}
+				ss, ok := series[name]
+				if !ok {
+					t.Errorf("alert %v: metric %s is not exported", r["alert"], s[1])
+					continue
+				}
+				for _, m := range matcherRE.FindAllStringSubmatch(s[3], -1) {
+					label, op, value := m[1], m[2], m[3]
+					alts := []string{value}
+					if op == "=~" {
+						alts = strings.Split(value, "|")
+					}
+					for _, a := range alts {
+						if !slices.ContainsFunc(ss, func(l map[string]string) bool { return l[label] == a }) {
+							t.Errorf("alert %v: %s has no series with %s=%q", r["alert"], name, label, a)
+						}
+					}
+				}
+			}
+			if r["alert"] == nil || r["annotations"] == nil || r["labels"] == nil {
+				t.Errorf("rule %v: want alert, labels (severity) and annotations", r)
+			}
+		}
+	}
+	if alerts < 4 {
+		t.Fatalf("only %d alerts", alerts)
+	}
+	// The ones the install guide promises.
+	for _, want := range []string{"NodeRebootFailed", "NodeRebootRolloutStuck", "NodeRebootDrainFailed", "NodeRebootTimedOut"} {
+		if !strings.Contains(mustKustomize(t, "prometheus"), "alert: "+want+"\n") {
+			t.Errorf("no alert %s", want)
+		}
+	}
+}
+
+// TestNodeProblemDetectorPlugin: the monitor config is valid JSON for the
+// condition the controller reads, names the script of the same ConfigMap, and
+// the script follows NPD's exit-code convention.
+func TestNodeProblemDetectorPlugin(t *testing.T) {
+	cm := find(t, decode(t, mustKustomize(t, "node-problem-detector")), "ConfigMap", "nodereboot-npd-reboot-required")
+	data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+	var cfg struct {
+		Plugin     string `json:"plugin"`
+		Conditions []struct {
+			Type, Reason string
+		} `json:"conditions"`
+		Rules []struct {
+			Type, Condition, Reason, Path string
+		} `json:"rules"`
+	}
+	if err := json.Unmarshal([]byte(data["reboot-required-monitor.json"]), &cfg); err != nil {
+		t.Fatalf("monitor config: %v", err)
+	}
+	if cfg.Plugin != "custom" || len(cfg.Conditions) != 1 || cfg.Conditions[0].Type != contract.DefaultConditionType ||
+		len(cfg.Rules) != 1 || cfg.Rules[0].Type != "permanent" || cfg.Rules[0].Condition != contract.DefaultConditionType {
+		t.Errorf("monitor config: %+v; want a custom plugin with one permanent rule for %s", cfg, contract.DefaultConditionType)
+	}
+	const mountDir = "/config/nodereboot/"
+	script := strings.TrimPrefix(cfg.Rules[0].Path, mountDir)
+	if !strings.HasPrefix(cfg.Rules[0].Path, mountDir) || data[script] == "" {
+		t.Fatalf("rule path %q: want %s<a key of the ConfigMap>", cfg.Rules[0].Path, mountDir)
+	}
+
+	path := filepath.Join(t.TempDir(), script)
+	if err := os.WriteFile(path, []byte(data[script]), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runDir := filepath.Join(t.TempDir(), "run")
+	check := func(wantCode int, wantOut string) {
+		t.Helper()
+		cmd := exec.Command(path)
+		cmd.Env = append(os.Environ(), "HOST_RUN_DIR="+runDir)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != wantCode || !strings.Contains(string(out), wantOut) {
+			t.Errorf("exit %d %q, want %d and %q", code, out, wantCode, wantOut)
+		}
+	}
+	check(2, "is not mounted") // Unknown
+	if err := os.Mkdir(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	check(0, "") // no reboot required
+	if err := os.WriteFile(filepath.Join(runDir, "reboot-required"), []byte("*** System restart required ***\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(1, "is present") // reboot required
+	if err := os.WriteFile(filepath.Join(runDir, "reboot-required.pkgs"), []byte("linux-image-6.1.0-30-amd64\nlibc6\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(1, "linux-image-6.1.0-30-amd64 libc6")
+}
+
+// TestComponentsAreOptIn: the base has no object of a component.
+func TestComponentsAreOptIn(t *testing.T) {
+	base := index(t, decode(t, mustKustomize(t)))
+	var kinds []string
+	for _, o := range base {
+		kinds = append(kinds, o.GetKind())
+	}
+	sort.Strings(kinds)
+	for _, k := range []string{"ServiceMonitor", "PrometheusRule", "ConfigMap", "Service"} {
+		if slices.Contains(kinds, k) {
+			t.Errorf("the base has a %s", k)
+		}
+	}
+	for _, k := range []string{"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+		"DaemonSet", "Deployment", "PodDisruptionBudget", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+		if !slices.Contains(kinds, k) {
+			t.Errorf("the base has no %s", k)
+		}
+	}
+}
