@@ -84,7 +84,11 @@ func Run(ctx context.Context, o *options.Options) error {
 		electing atomic.Bool
 	)
 	runController := func(ctx context.Context) error {
-		c := controller.New(client, recorder, clock.RealClock{}, cfg, metrics)
+		var clk clock.WithTicker = clock.RealClock{}
+		if o.TestingClockOffset != 0 {
+			clk = offsetClock{offset: o.TestingClockOffset}
+		}
+		c := controller.New(client, recorder, clk, cfg, metrics)
 		ctrl.Store(c)
 		return c.Run(ctx, o.Workers)
 	}
@@ -233,3 +237,17 @@ func Run(ctx context.Context, o *options.Options) error {
 	}
 	return ErrLeadershipLost
 }
+
+// offsetClock is the real clock shifted by offset (--testing-clock-offset):
+// a controller whose clock is ahead of (or behind) the nodes'. Timers and
+// tickers count real durations.
+type offsetClock struct {
+	clock.RealClock
+	offset time.Duration
+}
+
+// Now is the shifted time.
+func (c offsetClock) Now() time.Time { return time.Now().Add(c.offset) }
+
+// Since is the time elapsed since t on the shifted clock.
+func (c offsetClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }

@@ -47,6 +47,9 @@ type Options struct {
 	HealthProbeBindAddress string
 	// Workers is the number of queue workers (not a flag).
 	Workers int
+	// TestingClockOffset shifts the controller's clock (hidden flag
+	// --testing-clock-offset, for the clock-skew fault tests only).
+	TestingClockOffset time.Duration
 }
 
 // New returns the defaults. getenv reads POD_NAMESPACE (the lease's
@@ -121,6 +124,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Address of /metrics ([host]:port; 0 disables).")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress,
 		"Address of /healthz and /readyz ([host]:port; 0 disables).")
+	fs.DurationVar(&o.TestingClockOffset, "testing-clock-offset", o.TestingClockOffset,
+		"Testing only: shift the controller's clock by this much (clock-skew fault tests).")
+	_ = fs.MarkHidden("testing-clock-offset")
 }
 
 // Validate checks the options; each error names its flag.

@@ -112,3 +112,19 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		t.Errorf("errors %v: want both flags", err)
 	}
 }
+
+// The clock-offset hook of the fault tests is a hidden flag.
+func TestTestingClockOffsetHidden(t *testing.T) {
+	o := New(func(string) string { return "" })
+	fs := pflag.NewFlagSet("c", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse([]string{"--testing-clock-offset=5m"}); err != nil {
+		t.Fatal(err)
+	}
+	if o.TestingClockOffset != 5*time.Minute {
+		t.Fatalf("offset %v", o.TestingClockOffset)
+	}
+	if f := fs.Lookup("testing-clock-offset"); f == nil || !f.Hidden {
+		t.Fatal("--testing-clock-offset must exist and be hidden")
+	}
+}
