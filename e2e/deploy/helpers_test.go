@@ -170,7 +170,17 @@ func helm(t testing.TB) string {
 // helmTemplate renders the chart with --set values (name=value).
 func helmTemplate(t testing.TB, sets ...string) (string, error) {
 	t.Helper()
+	return helmTemplateFile(t, "", sets...)
+}
+
+// helmTemplateFile renders the chart with a values file (if not "") and
+// --set values.
+func helmTemplateFile(t testing.TB, valuesFile string, sets ...string) (string, error) {
+	t.Helper()
 	args := []string{"template", releaseName, filepath.Join(root(t), chartPath), "--namespace", systemNS}
+	if valuesFile != "" {
+		args = append(args, "--values", valuesFile)
+	}
 	for _, s := range sets {
 		args = append(args, "--set", s)
 	}
