@@ -100,11 +100,18 @@ func demo(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "Try, in another terminal:  %s/kubectl --kubeconfig %s describe node node-0\n\n", h.Cluster.BinDir, h.Cluster.AdminKubeconfig)
 
 	w := newWatcher(h, o.reboot)
-	isTTY := false
-	if f, ok := out.(*os.File); ok {
-		isTTY = term.IsTerminal(int(f.Fd()))
+	isTTY, width := false, func() int { return 0 }
+	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		isTTY = true
+		width = func() int {
+			cols, _, err := term.GetSize(int(f.Fd()))
+			if err != nil {
+				return 0
+			}
+			return cols
+		}
 	}
-	v := newView(out, isTTY, w)
+	v := newView(out, isTTY, w, width)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	if err := w.start(watchCtx); err != nil {

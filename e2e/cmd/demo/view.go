@@ -22,11 +22,14 @@ import (
 type view struct {
 	out     io.Writer
 	tty     bool
+	width   func() int // the terminal's columns, to cut event lines
 	w       *watcher
 	printed int // events already printed, for the line mode
 }
 
-func newView(out io.Writer, tty bool, w *watcher) *view { return &view{out: out, tty: tty, w: w} }
+func newView(out io.Writer, tty bool, w *watcher, width func() int) *view {
+	return &view{out: out, tty: tty, w: w, width: width}
+}
 
 // run redraws on every change until finished() or ctx ends.
 func (v *view) run(ctx context.Context, finished func() bool) error {
@@ -96,8 +99,13 @@ func (v *view) draw() {
 	if len(evs) > shown {
 		evs = evs[len(evs)-shown:]
 	}
+	cols := v.width()
 	for _, e := range evs {
-		b.WriteString(formatEvent(e) + "\n")
+		line := formatEvent(e)
+		if cols > 1 && len(line) >= cols {
+			line = line[:cols-1]
+		}
+		b.WriteString(line + "\n")
 	}
 	io.WriteString(v.out, b.String())
 }
