@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -402,6 +403,49 @@ func TestKustomizeInstall(t *testing.T) {
 
 	t.Run("controller meets Pod Security restricted", func(t *testing.T) {
 		testControllerRestricted(ctx, t, c)
+	})
+
+	t.Run("another namespace", func(t *testing.T) {
+		// kustomize's namespace: moves every namespaced object and the RBAC
+		// subjects; it also stamps the namespace on the cluster-scoped
+		// policy objects, which the API server ignores. Dry run: the
+		// cluster keeps the install in nodereboot-system.
+		if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "nodereboot-alt"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.Kubectl(ctx, "apply", "--server-side", "--dry-run=server", "--field-manager=nodereboot-install", "-o", "yaml", "-k", overlayIn(t, "nodereboot-alt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var objs []*unstructured.Unstructured
+		for _, o := range decode(t, out) {
+			if o.GetKind() != "List" {
+				objs = append(objs, o)
+				continue
+			}
+			items, _, _ := unstructured.NestedSlice(o.Object, "items")
+			for _, it := range items {
+				objs = append(objs, &unstructured.Unstructured{Object: it.(map[string]any)})
+			}
+		}
+		if len(objs) != len(decode(t, mustKustomize(t))) {
+			t.Fatalf("the dry run returned %d objects, the base has %d", len(objs), len(decode(t, mustKustomize(t))))
+		}
+		for _, u := range objs {
+			if u.GetNamespace() == systemNS {
+				t.Errorf("%s stays in %s", key(u), systemNS)
+			}
+			if strings.HasPrefix(u.GetKind(), "ValidatingAdmissionPolicy") && u.GetNamespace() != "" {
+				t.Errorf("the API server keeps a namespace on %s", key(u))
+			}
+			if u.GetKind() == "ClusterRoleBinding" {
+				subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+				ns, _, _ := unstructured.NestedString(subjects[0].(map[string]any), "namespace")
+				if ns != "nodereboot-alt" {
+					t.Errorf("%s: subject namespace %q", key(u), ns)
+				}
+			}
+		}
 	})
 
 	t.Run("components", func(t *testing.T) {

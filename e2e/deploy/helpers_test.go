@@ -91,6 +91,13 @@ func run(t testing.TB, dir string, env []string, name string, args ...string) (s
 // ones) and returns the folder.
 func overlay(t testing.TB, comps ...string) string {
 	t.Helper()
+	return overlayIn(t, "", comps...)
+}
+
+// overlayIn is overlay with the kustomization's namespace: set ("" leaves it
+// out).
+func overlayIn(t testing.TB, namespace string, comps ...string) string {
+	t.Helper()
 	dir := t.TempDir()
 	rel, err := filepath.Rel(dir, filepath.Join(root(t), "deploy"))
 	if err != nil {
@@ -98,6 +105,9 @@ func overlay(t testing.TB, comps ...string) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\n", rel)
+	if namespace != "" {
+		fmt.Fprintf(&b, "namespace: %s\n", namespace)
+	}
 	if len(comps) > 0 {
 		b.WriteString("components:\n")
 		for _, c := range comps {
