@@ -347,6 +347,7 @@ func checkPolicy(ctx context.Context, t *testing.T, c *framework.Cluster, token 
 // TestKustomizeInstall applies the base and every component server-side to
 // the local control plane and exercises the admission policy and RBAC.
 func TestKustomizeInstall(t *testing.T) {
+	t.Parallel() // its own cluster
 	c := framework.StartCluster(t, framework.Options{Nodes: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -82,6 +82,7 @@ nodeProblemDetector:
 // TestHelmInstall renders the chart with its defaults and with non-default
 // values, applies each server-side, and checks what the API server stored.
 func TestHelmInstall(t *testing.T) {
+	t.Parallel() // its own cluster
 	c := framework.StartCluster(t, framework.Options{Nodes: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
