@@ -25,13 +25,15 @@ TOOLS_LDFLAGS  := -s -w \
   -X k8s.io/client-go/pkg/version.gitMajor=1 \
   -X k8s.io/client-go/pkg/version.gitMinor=$(KUBE_MINOR)
 TOOLS_STAMP    := $(BIN)/.tools-$(KUBE_VERSION)
+HELM_VERSION   := v4.3.1
+HELM_STAMP     := $(BIN)/.helm-$(HELM_VERSION)
 LINT_STAMP     := $(BIN)/.staticcheck
 
 E2E_TIMEOUT  ?= 30m
 UNIT_TIMEOUT ?= 10m
 NODES        ?= 3
 
-.PHONY: build test test-unit test-e2e test-deps lint tools cluster demo bench image clean
+.PHONY: build test test-unit test-e2e test-deps lint lint-chart tools helm cluster demo bench image clean
 
 ## build: the two binaries, bin/nodereboot-detector and bin/nodereboot-controller
 build:
@@ -51,6 +53,17 @@ $(TOOLS_STAMP): $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(TOOLS_DIR)/cmd/kubectl
 	  ./cmd/kubectl
 	cd $(TOOLS_DIR) && $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/etcd go.etcd.io/etcd/server/v3
 	@touch $@
+
+## helm: the pinned Helm CLI in bin/helm (hack/helm/go.mod), for the chart tests
+helm: $(HELM_STAMP)
+
+$(HELM_STAMP): hack/helm/go.mod hack/helm/go.sum
+	@mkdir -p $(BIN)
+	cd hack/helm && $(GO) build -trimpath -ldflags '-s -w -X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)' -o $(BIN)/helm helm.sh/helm/v4/cmd/helm
+	@touch $@
+
+lint-chart: helm
+	$(BIN)/helm lint --strict deploy/helm/nodereboot
 
 $(LINT_STAMP): hack/lint/go.mod hack/lint/go.sum
 	@mkdir -p $(BIN)
@@ -77,7 +90,7 @@ test-unit:
 	$(GO) test -timeout $(UNIT_TIMEOUT) ./pkg/... ./cmd/...
 
 ## test-e2e: tests against the real local control plane
-test-e2e: tools build test-deps
+test-e2e: tools helm build test-deps
 	$(GO) test -timeout $(E2E_TIMEOUT) -p 2 ./e2e/...
 
 ## test: everything CI runs
