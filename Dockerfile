@@ -56,6 +56,7 @@ LABEL org.opencontainers.image.title="nodereboot" \
       org.opencontainers.image.source="https://github.com/nodereboot/nodereboot" \
       org.opencontainers.image.documentation="https://github.com/nodereboot/nodereboot/blob/main/docs/install.md" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="gcr.io/distroless/base-debian12:nonroot"
 COPY --from=nsenter /out/ /
 COPY --from=build /out/nodereboot-detector /out/nodereboot-controller /usr/local/bin/
