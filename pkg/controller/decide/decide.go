@@ -359,6 +359,12 @@ func garbage(n *v1.Node, now time.Time) (Action, bool) {
 	case contract.StateAuthorized:
 		if authz == "" {
 			restartDrain(fmt.Sprintf("%s missing", contract.AnnotationRebootAuthorized))
+		} else if rec, ok := authorizedBoot(n); ok && rec != authz {
+			// Somebody changed the authorization: a wrong value must
+			// not pass for a completed reboot (authorized() takes any
+			// other boot ID for one). Restore what Authorize wrote.
+			bad("%s=%q is not the boot ID %s authorized (%s): restored", contract.AnnotationRebootAuthorized, authz, rec, contract.AnnotationStateReason)
+			p.Annotations[contract.AnnotationRebootAuthorized] = ptr(rec)
 		}
 	case contract.StateRebooted:
 		switch {
@@ -510,9 +516,23 @@ func authorize(n *v1.Node, now, since time.Time, msg string) Action {
 		contract.AnnotationRebootAuthorized: ptr(boot),
 		contract.AnnotationState:            ptr(string(contract.StateAuthorized)),
 		contract.AnnotationStateSince:       ptr(contract.FormatTime(now)),
+		contract.AnnotationStateReason:      ptr(AuthorizedReasonPrefix + boot),
 	}}
 	return Action{Kind: Authorize, Reason: contract.ReasonRebootAuthorized, Patch: p, Elapsed: now.Sub(since),
 		Message: msg + ": reboot of boot ID " + boot + " authorized"}
+}
+
+// AuthorizedReasonPrefix starts the state-reason of an Authorized node; the
+// authorized boot ID follows. It is the controller's second record of that
+// boot: a reboot-authorized that somebody changed is restored from it (see
+// garbage), so that a wrong value never passes for a completed reboot.
+const AuthorizedReasonPrefix = "authorized boot ID "
+
+// authorizedBoot is the boot ID recorded in an Authorized node's
+// state-reason, if any.
+func authorizedBoot(n *v1.Node) (string, bool) {
+	rec, ok := strings.CutPrefix(n.Annotations[contract.AnnotationStateReason], AuthorizedReasonPrefix)
+	return rec, ok && rec != ""
 }
 
 func fail(n *v1.Node, now time.Time, reason, msg string) Action {

@@ -176,7 +176,8 @@ func TestNode(t *testing.T) {
 		{name: "drained: authorize the current boot ID",
 			node: node(state(contract.StateDraining, ago(3*time.Minute))), drain: &DrainStatus{},
 			want: want{kind: Authorize, reason: contract.ReasonRebootAuthorized, elapsed: 3 * time.Minute, patch: &Patch{Annotations: map[string]*string{
-				contract.AnnotationRebootAuthorized: set("boot-1"), contract.AnnotationState: set("Authorized"), contract.AnnotationStateSince: set(ts(now))}}}},
+				contract.AnnotationRebootAuthorized: set("boot-1"), contract.AnnotationState: set("Authorized"), contract.AnnotationStateSince: set(ts(now)),
+				contract.AnnotationStateReason: set(AuthorizedReasonPrefix + "boot-1")}}}},
 		{name: "drained but no boot ID: wait, never authorize empty",
 			node: node(state(contract.StateDraining, ago(3*time.Minute)), boot("")), drain: &DrainStatus{},
 			want: want{kind: Wait, reason: contract.ReasonRebootBlocked, msg: "no boot ID"}},
