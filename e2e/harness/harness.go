@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -56,6 +58,9 @@ type Config struct {
 	InProcessDetectors bool
 	// DetectorArgs are extra flags for every detector.
 	DetectorArgs []string
+	// GatedReboots gives the detectors nodesim's GatedRebootCommand, so that
+	// a test can hold a reboot request (nodesim.Node.ArmRebootGate).
+	GatedReboots bool
 	// ControllerReplicas controller processes are started (0: none).
 	ControllerReplicas int
 	// ControllerArgs are extra flags for every controller replica.
@@ -220,13 +225,17 @@ func (h *Harness) runDetector(ctx context.Context, n *nodesim.Node) {
 }
 
 func (h *Harness) detectorCommand(n *nodesim.Node) (string, []string) {
+	rebootCommand := n.RebootCommand()
+	if h.cfg.GatedReboots {
+		rebootCommand = n.GatedRebootCommand()
+	}
 	args := []string{
 		"--kubeconfig=" + h.DetectorKubeconfig,
 		"--node-name=" + n.Name(),
 		"--sentinel=" + n.SentinelPath(),
 		"--boot-id-file=" + n.BootIDFile(),
 		"--reboot-method=command",
-		"--reboot-command=" + n.RebootCommand(),
+		"--reboot-command=" + rebootCommand,
 		"--host-mount-namespace=false",
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=0",
@@ -259,6 +268,47 @@ func (h *Harness) StartController() (*framework.Process, error) {
 	}
 	h.Controllers = append(h.Controllers, p)
 	return p, nil
+}
+
+// LeaderProcess waits until a running controller replica holds the
+// leader-election Lease and returns it. The replica is found by the identity
+// it logs when it starts electing ("Waiting for leadership").
+func (h *Harness) LeaderProcess(ctx context.Context) (*framework.Process, error) {
+	var found *framework.Process
+	_, err := framework.WaitFor(ctx, h.Cluster.Client.CoordinationV1().RESTClient(), "leases", Namespace, "nodereboot-controller", &coordinationv1.Lease{}, func(o any) bool {
+		l := o.(*coordinationv1.Lease)
+		if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
+			return false
+		}
+		found = h.controllerWithIdentity(*l.Spec.HolderIdentity)
+		return found != nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("leader: %w", err)
+	}
+	return found, nil
+}
+
+// controllerWithIdentity is the running replica whose current run logged
+// the identity, or nil.
+func (h *Harness) controllerWithIdentity(id string) *framework.Process {
+	for _, p := range h.Controllers {
+		if !p.Running() {
+			continue
+		}
+		b, err := os.ReadFile(p.LogFile)
+		if err != nil {
+			continue
+		}
+		// The log is appended across restarts: only the current run counts.
+		if i := bytes.LastIndex(b, []byte("==== ")); i >= 0 {
+			b = b[i:]
+		}
+		if bytes.Contains(b, []byte(`identity="`+id+`"`)) {
+			return p
+		}
+	}
+	return nil
 }
 
 // Stop stops the controllers, the hosts and their detectors, and the cluster.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -62,12 +63,15 @@ type Node struct {
 	client kubernetes.Interface
 
 	runDir, bootIDFile, requestFile, logFile string
+	gateFile, gateScript                     string
 	agent                                    *framework.Process
 
-	mu      sync.Mutex
-	bootID  string
-	reboots []Reboot
-	changed chan struct{} // closed and replaced on every completed reboot
+	mu       sync.Mutex
+	bootID   string
+	reboots  []Reboot
+	changed  chan struct{} // closed and replaced on every completed reboot
+	hang     chan struct{} // not nil: reboots stay down until it is closed
+	bootHook func(n *Node) error
 
 	requests, ownRequests *RequestWatcher
 	inProcStop            func() // stops the running in-process agent
@@ -121,6 +125,8 @@ func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Node, e
 		bootIDFile:  filepath.Join(cfg.Dir, "boot_id"),
 		requestFile: filepath.Join(cfg.Dir, "reboot-request"),
 		logFile:     filepath.Join(cfg.Dir, "reboots.log"),
+		gateFile:    filepath.Join(cfg.Dir, "reboot-gate"),
+		gateScript:  filepath.Join(cfg.Dir, "reboot.sh"),
 		bootID:      node.Status.NodeInfo.BootID,
 		changed:     make(chan struct{}),
 		done:        make(chan struct{}),
@@ -135,6 +141,9 @@ func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Node, e
 		return nil, err
 	}
 	if err := os.WriteFile(n.bootIDFile, []byte(n.bootID+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(n.gateScript, []byte(gateScript(n.gateFile, n.requestFile)), 0o755); err != nil {
 		return nil, err
 	}
 	requests := cfg.Requests
@@ -201,6 +210,131 @@ func (n *Node) BootIDFile() string { return n.bootIDFile }
 // RebootCommand is a value for the detector's --reboot-command that asks
 // this simulator for a reboot.
 func (n *Node) RebootCommand() string { return "/usr/bin/touch " + n.requestFile }
+
+// LogFile is the reboot log: one JSON object (a Reboot) per line, appended
+// when the node is back.
+func (n *Node) LogFile() string { return n.logFile }
+
+// gateScript is the gated reboot command: while a FIFO stands at gate, the
+// request waits for a line from it and is made only if the line is "go".
+func gateScript(gate, request string) string {
+	return `#!/bin/sh
+# Reboot request of a simulated host (e2e/nodesim). While the FIFO ` + gate + `
+# exists the request waits for one line from it: "go" makes it, anything else
+# refuses it, as a reboot command killed before it ran.
+if [ -p '` + gate + `' ]; then
+  read -r answer < '` + gate + `' || answer=
+  if [ "$answer" != go ]; then
+    echo "reboot request refused by the test gate" >&2
+    exit 1
+  fi
+fi
+exec /usr/bin/touch '` + request + `'
+`
+}
+
+// GatedRebootCommand is like RebootCommand, but the request can be held with
+// ArmRebootGate and WaitHeldReboot: fault tests use it to stop a detector
+// between its Rebooting event and the reboot request.
+func (n *Node) GatedRebootCommand() string { return n.gateScript }
+
+// ArmRebootGate makes the next request of GatedRebootCommand wait for a
+// HeldReboot's Release.
+func (n *Node) ArmRebootGate() error {
+	if err := unix.Mkfifo(n.gateFile, 0o600); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("reboot gate: %w", err)
+	}
+	return nil
+}
+
+// HeldReboot is a reboot request waiting at the armed gate.
+type HeldReboot struct {
+	n *Node
+	w *os.File
+}
+
+// WaitHeldReboot returns once a reboot request waits at the armed gate (the
+// detector has recorded its Rebooting event and runs its reboot command),
+// or fails at ctx's end.
+func (n *Node) WaitHeldReboot(ctx context.Context) (*HeldReboot, error) {
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		// Opening a FIFO for writing blocks until a reader opens it:
+		// the request's `read`.
+		f, err := os.OpenFile(n.gateFile, os.O_WRONLY, 0)
+		ch <- opened{f, err}
+	}()
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return nil, fmt.Errorf("reboot gate: %w", o.err)
+		}
+		return &HeldReboot{n: n, w: o.f}, nil
+	case <-ctx.Done():
+		// Unblock the open with a reader of our own, then give up.
+		if r, err := os.OpenFile(n.gateFile, os.O_RDONLY|unix.O_NONBLOCK, 0); err == nil {
+			defer r.Close()
+		}
+		if o := <-ch; o.f != nil {
+			o.f.Close()
+		}
+		return nil, fmt.Errorf("node %s: no reboot request at the gate: %w", n.Name(), ctx.Err())
+	}
+}
+
+// Release answers the held request, proceed true lets it reboot, false
+// refuses it (the command exits 1, as a reboot command killed before it
+// ran), and removes the gate: later requests are not held.
+func (h *HeldReboot) Release(proceed bool) error {
+	answer := "no\n"
+	if proceed {
+		answer = "go\n"
+	}
+	_, err := h.w.WriteString(answer)
+	if cerr := h.w.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := os.Remove(h.n.gateFile); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("reboot gate: %w", err)
+	}
+	return nil
+}
+
+// HangReboots makes the next reboots power the node off and never bring it
+// back (a host stuck in its firmware), until UnhangReboots.
+func (n *Node) HangReboots() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.hang == nil {
+		n.hang = make(chan struct{})
+	}
+}
+
+// UnhangReboots lets a hanging reboot complete.
+func (n *Node) UnhangReboots() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.hang != nil {
+		close(n.hang)
+		n.hang = nil
+	}
+}
+
+// SetBootHook runs hook at every boot, after the run folder was cleared and
+// before the agent starts (nil removes it): a test puts the sentinel back
+// right after a reboot with it.
+func (n *Node) SetBootHook(hook func(n *Node) error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.bootHook = hook
+}
 
 // Agent is the agent's process, or nil without one; tests use it to kill
 // the detector.
@@ -312,6 +446,21 @@ func (n *Node) reboot(ctx context.Context) error {
 	case <-time.After(n.cfg.RebootDelay):
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	n.mu.Lock()
+	hang, hook := n.hang, n.bootHook
+	n.mu.Unlock()
+	if hang != nil { // stuck until UnhangReboots
+		select {
+		case <-hang:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if hook != nil {
+		if err := hook(n); err != nil {
+			return fmt.Errorf("boot hook: %w", err)
+		}
 	}
 	if err := n.patchStatus(ctx, newID, true); err != nil {
 		return err

@@ -1,0 +1,222 @@
+package observer
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"sort"
+	"time"
+)
+
+// Reboot is one line of a simulated host's reboot log (e2e/nodesim writes
+// it when the node is back; spelled out again here).
+type Reboot struct {
+	Node      string    `json:"node"`
+	Requested time.Time `json:"requested"`
+	Up        time.Time `json:"up"`
+	OldBootID string    `json:"oldBootID"`
+	NewBootID string    `json:"newBootID"`
+}
+
+func (r Reboot) key() string { return r.Node + "/" + r.OldBootID }
+
+// readLogs reads the reboot logs that grew and checks the new reboots.
+func (o *Observer) readLogs() {
+	o.mu.Lock()
+	hosts := make(map[string]string, len(o.hosts))
+	for node, path := range o.hosts {
+		hosts[node] = path
+	}
+	o.mu.Unlock()
+	for node, path := range hosts {
+		fi, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		o.mu.Lock()
+		same := o.logSizes[path] == fi.Size()
+		o.mu.Unlock()
+		if same {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		var rs []Reboot
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			var r Reboot
+			if json.Unmarshal(sc.Bytes(), &r) == nil && r.OldBootID != "" {
+				rs = append(rs, r)
+			}
+		}
+		// Only complete lines count; a line being written is read next time.
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			o.mu.Lock()
+			o.logSizes[path] = int64(i + 1)
+			o.reboots[node] = rs
+			o.mu.Unlock()
+		}
+	}
+	o.mu.Lock()
+	o.checkReboots(false)
+	o.broadcast()
+	o.mu.Unlock()
+}
+
+// checkReboots runs the I2 checks of every reboot whose new boot the node
+// watch has shown (all of them when final). o.mu is held.
+func (o *Observer) checkReboots(final bool) {
+	nodes := make([]string, 0, len(o.reboots))
+	for node := range o.reboots {
+		nodes = append(nodes, node)
+	}
+	sort.Strings(nodes)
+	for _, node := range nodes {
+		hist := o.nodes[node]
+		for _, r := range o.reboots[node] {
+			if o.checked[r.key()] {
+				continue
+			}
+			if !final && !seenBoot(hist, r.NewBootID) {
+				continue
+			}
+			o.checked[r.key()] = true
+			o.checkReboot(node, r, hist)
+		}
+	}
+}
+
+func seenBoot(hist []version, boot string) bool {
+	for _, v := range hist {
+		if v.bootID == boot {
+			return true
+		}
+	}
+	return false
+}
+
+// rebootIndex is the index in hist of the version where the host of r went
+// down (the simulator's powered-off mark with the old boot ID), or, if that
+// version was not seen, of the first with the new boot ID (weak). len(hist)
+// when neither was seen.
+func rebootIndex(hist []version, r Reboot) (int, bool) {
+	for i, v := range hist {
+		if v.bootID == r.OldBootID && v.ann[annPoweredOff] != "" {
+			return i, false
+		}
+	}
+	for i, v := range hist {
+		if v.bootID == r.NewBootID {
+			return i, true
+		}
+	}
+	return len(hist), true
+}
+
+// lastRun is the first index of the last run of consecutive versions
+// before end whose annotation key equals value, or -1.
+func lastRun(hist []version, end int, key, value string) int {
+	start := -1
+	for i := end - 1; i >= 0; i-- {
+		if hist[i].ann[key] == value {
+			start = i
+		} else if start >= 0 {
+			break
+		}
+	}
+	return start
+}
+
+// checkReboot is I2 for one reboot. o.mu is held.
+func (o *Observer) checkReboot(node string, r Reboot, hist []version) {
+	p, weak := rebootIndex(hist, r)
+	// The authorization: the last run of versions naming the old boot
+	// before the host went down.
+	a := lastRun(hist, p, annAuthorized, r.OldBootID)
+	if a < 0 {
+		o.violate("I2", node, "rebooted (boot %s -> %s, requested %s) without an observed %s=%s",
+			r.OldBootID, r.NewBootID, r.Requested.Format("15:04:05.000"), annAuthorized, r.OldBootID)
+		return
+	}
+	// The detector's commitment: the version where it wrote rebooting=old
+	// (it does so right before every reboot request).
+	if q := lastRun(hist, p, annRebooting, r.OldBootID); q >= 0 {
+		if got := hist[q].ann[annAuthorized]; got != r.OldBootID {
+			o.violate("I2", node, "the detector committed to rebooting boot %s (rv %d) while %s was %q",
+				r.OldBootID, hist[q].rv, annAuthorized, got)
+		}
+	} else if !weak {
+		o.note("%s: no %s=%s seen before the reboot of that boot", node, annRebooting, r.OldBootID)
+	}
+	// The drain: every pod that had to go was gone before the
+	// authorization was written.
+	authRV := hist[a].rv
+	var left []string
+	for _, pd := range o.pods {
+		if pd.node != node || !pd.mustEvict || pd.firstRV >= authRV {
+			continue
+		}
+		if pd.goneUnknown {
+			o.note("%s: pod %s was deleted while the watch was down: its eviction before the authorization of %s is not verified", node, pd.key, r.OldBootID)
+			continue
+		}
+		if pd.goneRV == 0 || pd.goneRV > authRV {
+			left = append(left, pd.key)
+		}
+	}
+	sort.Strings(left)
+	if len(left) > 0 {
+		if o.cfg.ForceReboot {
+			o.note("%s: rebooted with pods left (--on-drain-failure=reboot): %v", node, left)
+		} else {
+			o.violate("I2", node, "reboot of boot %s authorized (rv %d) while pods were still on the node: %v", r.OldBootID, authRV, left)
+		}
+	}
+	// One reboot per pass through the pipeline, none outside it.
+	if p >= len(hist) {
+		return // the node was deleted before it came back
+	}
+	start, end, ok := episode(hist, p)
+	if !ok {
+		o.violate("I2", node, "reboot of boot %s outside the pipeline (no %s)", r.OldBootID, annState)
+		return
+	}
+	n := 0
+	for _, other := range o.reboots[node] {
+		if !o.checked[other.key()] {
+			continue
+		}
+		if q, _ := rebootIndex(hist, other); q < len(hist) && hist[q].rv >= start && hist[q].rv < end {
+			n++
+		}
+	}
+	if n > 1 {
+		o.violate("I2", node, "%d reboots in one pass through the pipeline (rv %d..%d)", n, start, end)
+	}
+}
+
+// episode is the pass through the pipeline (the versions with a state)
+// that contains version i: [start, end) in resource versions.
+func episode(hist []version, i int) (start, end uint64, ok bool) {
+	if _, has := hist[i].state(); !has {
+		return 0, 0, false
+	}
+	s := i
+	for s > 0 {
+		if _, has := hist[s-1].state(); !has || hist[s-1].deleted {
+			break
+		}
+		s--
+	}
+	end = ^uint64(0)
+	for j := i + 1; j < len(hist); j++ {
+		if _, has := hist[j].state(); !has || hist[j].deleted {
+			end = hist[j].rv
+			break
+		}
+	}
+	return hist[s].rv, end, true
+}
