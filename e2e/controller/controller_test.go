@@ -45,7 +45,7 @@ func TestRollingRebootOneAtATime(t *testing.T) {
 	}
 	for i := range 3 {
 		name := nodeName(i)
-		if r := e.sims[name].Reboots(); len(r) != 1 {
+		if r := e.rebootsOf(name); len(r) != 1 {
 			t.Errorf("%s rebooted %d times, want 1", name, len(r))
 		}
 		if n := e.out.Takes(name); n != 1 {
@@ -77,8 +77,9 @@ func TestRollingRebootOneAtATime(t *testing.T) {
 	// The reboots did not overlap in time either.
 	var spans [][2]time.Time
 	for i := range 3 {
-		r := e.sims[nodeName(i)].Reboots()[0]
-		spans = append(spans, [2]time.Time{r.Requested, r.Up})
+		if r := e.rebootsOf(nodeName(i)); len(r) > 0 {
+			spans = append(spans, [2]time.Time{r[0].Requested, r[0].Up})
+		}
 	}
 	for i := range spans {
 		for j := range spans {
@@ -129,7 +130,7 @@ func TestMaxConcurrentTwo(t *testing.T) {
 		t.Errorf("at most %d nodes out at once, want exactly 2", m)
 	}
 	for i := range 5 {
-		if r := e.sims[nodeName(i)].Reboots(); len(r) != 1 {
+		if r := e.rebootsOf(nodeName(i)); len(r) != 1 {
 			t.Errorf("%s rebooted %d times, want 1", nodeName(i), len(r))
 		}
 	}
@@ -203,7 +204,7 @@ func TestLeaderKilledMidDrain(t *testing.T) {
 		t.Errorf("%d nodes out at once across the failover, want 1", m)
 	}
 	for _, name := range []string{"node-0", "node-1"} {
-		if r := e.sims[name].Reboots(); len(r) != 1 {
+		if r := e.rebootsOf(name); len(r) != 1 {
 			t.Errorf("%s rebooted %d times, want 1", name, len(r))
 		}
 		if n := e.out.Takes(name); n != 1 {
@@ -220,7 +221,9 @@ func TestLeaderKilledMidDrain(t *testing.T) {
 // A condition set by a plain status patch (as node-problem-detector does;
 // the detector runs in reboot-only mode) starts the pipeline, and so does a
 // manual `kubectl annotate node X nodereboot.io/reboot-requested=yes`. The
-// condition stays True after the reboot: no second reboot, a warning.
+// condition stays True after the reboot, as written before it: it is stale
+// and ignored (no warning). Written True again after the reboot, it counts:
+// a warning, and no second reboot within --min-reboot-interval.
 func TestConditionPatchAndManualRequest(t *testing.T) {
 	e := setup(t, 3, 5*time.Minute)
 	start := time.Now()
@@ -245,8 +248,31 @@ func TestConditionPatchAndManualRequest(t *testing.T) {
 	if _, ok := n1.Annotations[contract.AnnotationRebootRequested]; ok {
 		t.Errorf("%s not removed after the reboot", contract.AnnotationRebootRequested)
 	}
-	// node-0's condition is still True (nobody clears it): no second
-	// reboot before --min-reboot-interval, and a warning says so.
+	// node-0's condition is still True, as patched before the reboot: the
+	// controller has looked at node-0 since its reboot (every node-0
+	// update, and the admission pass that took the other node) and
+	// ignored it.
+	if evs := e.events("node-0"); contains(evs, contract.ReasonRebootTooSoon) {
+		t.Errorf("node-0 events %v: %s on a condition written before the reboot", evs, contract.ReasonRebootTooSoon)
+	}
+	// Now it is written True again, after the reboot (a heartbeat later
+	// than last-reboot at the API's second precision): no second reboot
+	// before --min-reboot-interval, and a warning says so.
+	last, err := contract.ParseTime(n0.Annotations[contract.AnnotationLastReboot])
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := metav1.NewTime(last.Add(time.Second))
+	if time.Now().After(hb.Time) {
+		hb = metav1.Now()
+	}
+	patch, _ = json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{{
+		Type: contract.DefaultConditionType, Status: corev1.ConditionTrue, Reason: "KernelUpdated",
+		Message: "set by a status patch, again", LastHeartbeatTime: hb, LastTransitionTime: now,
+	}}}})
+	if _, err := e.c.Client.CoreV1().Nodes().Patch(e.ctx, "node-0", types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
 	again := e.waitEvent("node-0", contract.ReasonRebootTooSoon)
 	if again.Type != corev1.EventTypeWarning {
 		t.Errorf("%s is a %s event", contract.ReasonRebootTooSoon, again.Type)
@@ -256,7 +282,7 @@ func TestConditionPatchAndManualRequest(t *testing.T) {
 		t.Errorf("%d nodes out at once, want 1", m)
 	}
 	for _, name := range []string{"node-0", "node-1"} {
-		if r := e.sims[name].Reboots(); len(r) != 1 {
+		if r := e.rebootsOf(name); len(r) != 1 {
 			t.Errorf("%s rebooted %d times, want 1", name, len(r))
 		}
 	}

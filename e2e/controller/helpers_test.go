@@ -144,6 +144,18 @@ func (e *env) startHost(node string, detection bool) *nodesim.Node {
 	return sim
 }
 
+// rebootsOf returns the reboots of a host that was expected to reboot: the
+// host records a reboot a moment after its node is back (it starts its
+// detector first), and the controller may have finished the node by then.
+func (e *env) rebootsOf(node string) []nodesim.Reboot {
+	e.t.Helper()
+	r, err := e.sims[node].WaitForReboots(e.ctx, 1)
+	if err != nil {
+		e.t.Errorf("%s: %v", node, err)
+	}
+	return r
+}
+
 // controller is a running nodereboot-controller process.
 type controller struct {
 	*framework.Process

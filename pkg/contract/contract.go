@@ -48,7 +48,37 @@ const (
 	// AnnotationRebooting is the boot ID the detector was running when it
 	// issued the reboot. Writer: detector (it also removes it after boot).
 	AnnotationRebooting = Prefix + "rebooting"
+
+	// AnnotationLabelsBefore holds, as a JSON object, the values the node's
+	// labels had before the controller changed them at the take
+	// (--pre-reboot-node-labels set, --post-reboot-node-labels removed;
+	// null: the label was absent), so that it restores them when the node
+	// leaves the pipeline. Writer: controller.
+	AnnotationLabelsBefore = Prefix + "labels-before-reboot"
+	// AnnotationScaleDownDisabledByUs is present only when the controller
+	// added AnnotationScaleDownDisabled (--scale-down-protection): "true"
+	// while the node is in the pipeline, then the RFC 3339 time at which
+	// the controller removes both. Writer: controller.
+	AnnotationScaleDownDisabledByUs = Prefix + "scale-down-disabled-by-us"
+
+	// AnnotationPaused="true" on the ConfigMap ConfigMapName (in the
+	// controller's namespace) pauses the controller: no new node is taken;
+	// nodes in the pipeline finish. Writer: a person (kubectl nodereboot
+	// pause / resume).
+	AnnotationPaused = Prefix + "paused"
+	// AnnotationPausedReason says why, for people (optional). Writer: a
+	// person.
+	AnnotationPausedReason = Prefix + "paused-reason"
 )
+
+// ConfigMapName is the ConfigMap, in the controller's namespace, that
+// carries AnnotationPaused.
+const ConfigMapName = "nodereboot-config"
+
+// AnnotationScaleDownDisabled is the Cluster Autoscaler's annotation that
+// keeps it from removing a node; the controller sets it to "true" while it
+// reboots a node (--scale-down-protection).
+const AnnotationScaleDownDisabled = "cluster-autoscaler.kubernetes.io/scale-down-disabled"
 
 // State is the value of AnnotationState.
 type State string

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +32,8 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
 	"github.com/nodereboot/nodereboot/pkg/drain"
+	"github.com/nodereboot/nodereboot/pkg/gates"
+	"github.com/nodereboot/nodereboot/pkg/notify"
 )
 
 // admissionKey is the queue key of the admission pass. It cannot be a node
@@ -45,6 +49,22 @@ type Config struct {
 	// DryRun logs and records every decision as a DryRun event and writes
 	// nothing else.
 	DryRun bool
+	// BlockingPods, when set, blocks the reboot of a node with a matching
+	// pod (--blocking-pod-selector).
+	BlockingPods *gates.PodBlocker
+	// Alerts, when set, blocks reboots while Prometheus has alerts that
+	// block them (--prometheus-url).
+	Alerts *gates.AlertChecker
+	// PauseNamespace is where the pause ConfigMap (contract.ConfigMapName)
+	// is watched; "" disables the pause.
+	PauseNamespace string
+	// RecheckInterval is how often a gate that cannot be watched (alerts,
+	// the pods of a node that is not drained) is looked at again while a
+	// node waits on it.
+	RecheckInterval time.Duration
+	// Notifier, when set, is told about drains, reboots, uncordons and
+	// failures.
+	Notifier notify.Notifier
 }
 
 // Controller reboots nodes one slot at a time. Create it with New and start
@@ -77,6 +97,25 @@ type Controller struct {
 	blocked string
 	// dryRun is the last decision announced per node in dry-run mode.
 	dryRun map[string]string
+	// rebootRV is, per node, the resourceVersion of the write that marked
+	// it Rebooted (when the new boot was seen); fresh names the reboot
+	// conditions seen written in a later version (decide.Input.Fresh).
+	rebootRV map[string]uint64
+	fresh    map[string]map[string]bool
+	// pause watches the pause ConfigMap (nil: no pause).
+	pause *gates.PauseWatch
+	// podBlocks and alertBlock are the last blocking answers of the
+	// blocking-pod and alert gates, reused until their Until.
+	podBlocks  map[string]decide.Block
+	alertBlock *decide.Block
+	// authBlocks are the drained nodes whose authorization a gate holds
+	// back, with the gate's reason (for nodereboot_reboot_blocked).
+	authBlocks map[string]string
+	// admitBlocked are the reasons the last admission pass was blocked for.
+	admitBlocked map[string]bool
+	// nodeBlocked is the RebootBlocked message last announced per waiting
+	// node held back by a gate of its own.
+	nodeBlocked map[string]string
 }
 
 // New builds a controller on a fresh informer factory. Nothing runs until
@@ -105,6 +144,19 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 		queued:       map[string]bool{},
 		warned:       map[string]string{},
 		dryRun:       map[string]string{},
+		rebootRV:     map[string]uint64{},
+		fresh:        map[string]map[string]bool{},
+		podBlocks:    map[string]decide.Block{},
+		authBlocks:   map[string]string{},
+		admitBlocked: map[string]bool{},
+		nodeBlocked:  map[string]string{},
+	}
+	if cfg.RecheckInterval <= 0 {
+		c.cfg.RecheckInterval = time.Minute
+	}
+	if cfg.PauseNamespace != "" {
+		c.pause = gates.NewPauseWatch(client, cfg.PauseNamespace, func() { c.queue.Add(admissionKey) })
+		c.synced = append(c.synced, c.pause.HasSynced)
 	}
 	dopts := cfg.Drain
 	userHook := dopts.OnEviction
@@ -140,6 +192,7 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 				return
 			}
 			c.observe(n)
+			c.observeConditions(o, n)
 			c.queue.Add(n.Name)
 			if fingerprint(o, &c.cfg.Decide) != fingerprint(n, &c.cfg.Decide) {
 				c.queue.Add(admissionKey)
@@ -172,6 +225,10 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 
 	c.factory.Start(ctx.Done())
 	defer c.factory.Shutdown()
+	if c.pause != nil {
+		c.pause.Start(ctx)
+		defer c.pause.Shutdown()
+	}
 	logger.Info("Waiting for informer caches to sync")
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.synced...) {
 		return fmt.Errorf("caches not synced: %w", context.Cause(ctx))
@@ -231,6 +288,43 @@ func (c *Controller) observe(n *v1.Node) {
 	}
 }
 
+// observeConditions records the reboot conditions written in a version of
+// the node later than the one that marked it Rebooted: they are about the
+// new boot. Resource versions are opaque, but the API server's are etcd
+// revisions; when they do not parse as integers nothing is recorded and the
+// conditions' timestamps decide (decide.Stale).
+func (c *Controller) observeConditions(o, n *v1.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	base, ok := c.rebootRV[n.Name]
+	if !ok {
+		return
+	}
+	rv, err := strconv.ParseUint(n.ResourceVersion, 10, 64)
+	if err != nil || rv <= base {
+		return
+	}
+	for _, t := range c.cfg.Decide.Conditions {
+		if conditionOf(o, t) != conditionOf(n, t) {
+			if c.fresh[n.Name] == nil {
+				c.fresh[n.Name] = map[string]bool{}
+			}
+			c.fresh[n.Name][t] = true
+		}
+	}
+}
+
+// conditionOf returns the node's condition of type t (zero if none), to
+// compare versions of it.
+func conditionOf(n *v1.Node, t string) v1.NodeCondition {
+	for _, cd := range n.Status.Conditions {
+		if string(cd.Type) == t {
+			return cd
+		}
+	}
+	return v1.NodeCondition{}
+}
+
 // fingerprint is what admission depends on for one node: a change of it
 // runs an admission pass; other changes (heartbeats) do not.
 func fingerprint(n *v1.Node, cfg *decide.Config) string {
@@ -287,11 +381,19 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 		in.Drain = &decide.DrainStatus{Pending: st.Pending, Blocked: st.Pods, RetryAt: st.RetryAt}
 		a = decide.Node(in)
 		logger.V(2).Info("Drain pass", "pending", st.Pending, "evicted", st.Evicted, "pods", st.Pods)
+		if a.Kind == decide.Authorize {
+			// The gates again, right before the authorization.
+			if in.Gate = c.authorizeGate(ctx, pods, in.Now); in.Gate != nil {
+				a = decide.Node(in)
+			}
+			c.setAuthBlock(n.Name, in.Gate)
+		}
 	}
 	if s, _ := decide.StateOf(n); s != string(contract.StateDraining) {
 		// Not (or no longer) draining: no pods to watch. A drain that
 		// ends with a write stops here once the cache shows the write.
 		c.stopDrain(n.Name)
+		c.setAuthBlock(n.Name, nil)
 	}
 	return c.execute(ctx, n, a)
 }
@@ -312,6 +414,11 @@ func (c *Controller) forget(node string) {
 	delete(c.queued, node)
 	delete(c.warned, node)
 	delete(c.dryRun, node)
+	delete(c.rebootRV, node)
+	delete(c.fresh, node)
+	delete(c.podBlocks, node)
+	delete(c.nodeBlocked, node)
+	delete(c.authBlocks, node)
 }
 
 // input builds the decision input for a node, remembering when a
@@ -327,7 +434,14 @@ func (c *Controller) input(n *v1.Node) decide.Input {
 	} else {
 		delete(c.requestSeen, n.Name)
 	}
-	return decide.Input{Node: n, Config: &c.cfg.Decide, Now: now, RequestSeen: c.requestSeen[n.Name]}
+	var fresh map[string]bool
+	if f := c.fresh[n.Name]; len(f) > 0 {
+		fresh = make(map[string]bool, len(f))
+		for t := range f {
+			fresh[t] = true
+		}
+	}
+	return decide.Input{Node: n, Config: &c.cfg.Decide, Now: now, RequestSeen: c.requestSeen[n.Name], Fresh: fresh}
 }
 
 // execute carries out an action on a node.
@@ -343,6 +457,9 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 		return nil
 	case decide.Queue:
 		c.queue.Add(admissionKey)
+		if !a.Until.IsZero() {
+			c.queue.AddAfter(n.Name, a.Until.Sub(c.clock.Now()))
+		}
 		return nil
 	case decide.Wait:
 		logger.V(4).Info("Waiting", "action", a.String())
@@ -356,7 +473,8 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 		c.dryRunEvent(ctx, n.Name, a)
 		return nil
 	}
-	if err := c.patch(ctx, n, a.Patch); err != nil {
+	written, err := c.patch(ctx, n, a.Patch)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -365,9 +483,29 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 	logger.Info("Node updated", "action", a.Kind, "message", a.Message)
 	c.mu.Lock()
 	delete(c.warned, n.Name)
+	if a.Kind == decide.MarkRebooted {
+		// Conditions written after this version are about the new boot.
+		delete(c.fresh, n.Name)
+		if rv, err := strconv.ParseUint(written.ResourceVersion, 10, 64); err == nil {
+			c.rebootRV[n.Name] = rv
+		} else {
+			delete(c.rebootRV, n.Name)
+		}
+	}
 	c.mu.Unlock()
 	ref := drain.NodeRef(n.Name)
 	uncordoned := a.Patch.Unschedulable != nil && !*a.Patch.Unschedulable
+	switch a.Kind {
+	case decide.Authorize, decide.Finish, decide.Fail, decide.AbandonDrain:
+		step := notify.StepFailure
+		switch a.Kind {
+		case decide.Authorize:
+			step = notify.StepReboot
+		case decide.Finish:
+			step = notify.StepUncordon
+		}
+		c.notify(step, n.Name, a.Reason, a.Message)
+	}
 	switch a.Kind {
 	case decide.Cordon:
 		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonCordoned, a.Message)
@@ -389,15 +527,22 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 		}
 		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebootDone, a.Message)
 	case decide.Fail:
-		if a.Reason == contract.ReasonRebootTimeout {
+		switch a.Reason {
+		case contract.ReasonRebootTimeout:
 			c.metrics.Reboots.WithLabelValues(ResultTimeout).Inc()
-		} else {
+		case contract.ReasonRebootBlocked:
+			c.metrics.Reboots.WithLabelValues(ResultBlocked).Inc()
+		default:
 			c.metrics.Reboots.WithLabelValues(ResultDrainFailed).Inc()
 		}
 		c.recorder.Event(ref, v1.EventTypeWarning, a.Reason, a.Message)
 	case decide.AbandonDrain:
-		c.metrics.Reboots.WithLabelValues(ResultDrainFailed).Inc()
-		c.recorder.Event(ref, v1.EventTypeWarning, contract.ReasonDrainFailed, a.Message)
+		if a.Reason == contract.ReasonRebootBlocked {
+			c.metrics.Reboots.WithLabelValues(ResultBlocked).Inc()
+		} else {
+			c.metrics.Reboots.WithLabelValues(ResultDrainFailed).Inc()
+		}
+		c.recorder.Event(ref, v1.EventTypeWarning, a.Reason, a.Message)
 		if uncordoned {
 			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, "Uncordoned after a failed drain")
 		}
@@ -412,10 +557,11 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 	return nil
 }
 
-// warnOnce records a waiting node's warning the first time it is decided.
+// warnOnce records a waiting node's warning the first time it is decided
+// (and again when the warning's message changes).
 func (c *Controller) warnOnce(node string, a decide.Action) {
 	c.mu.Lock()
-	key := a.Reason + "|" + a.Until.String()
+	key := a.Reason + "|" + a.Message
 	if a.Reason == "" || c.warned[node] == key {
 		if a.Reason == "" {
 			delete(c.warned, node)
@@ -445,13 +591,12 @@ func (c *Controller) dryRunEvent(ctx context.Context, node string, a decide.Acti
 
 // patch writes a decision's patch as a JSON merge patch, guarded by the
 // resourceVersion the decision was made on.
-func (c *Controller) patch(ctx context.Context, n *v1.Node, p *decide.Patch) error {
+func (c *Controller) patch(ctx context.Context, n *v1.Node, p *decide.Patch) (*v1.Node, error) {
 	data, err := MergePatch(p, n.ResourceVersion)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = c.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, data, metav1.PatchOptions{})
-	return err
+	return c.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, data, metav1.PatchOptions{})
 }
 
 // MergePatch renders a decision's patch as a JSON merge patch; a non-empty
@@ -472,6 +617,17 @@ func MergePatch(p *decide.Patch, resourceVersion string) ([]byte, error) {
 			}
 		}
 		meta["annotations"] = ann
+	}
+	if len(p.Labels) > 0 {
+		l := map[string]any{}
+		for k, v := range p.Labels {
+			if v == nil {
+				l[k] = nil
+			} else {
+				l[k] = *v
+			}
+		}
+		meta["labels"] = l
 	}
 	doc := map[string]any{"metadata": meta}
 	if p.Unschedulable != nil {
@@ -536,17 +692,68 @@ func (c *Controller) admit(ctx context.Context) error {
 		c.metrics.Nodes.WithLabelValues(s).Set(counts[s])
 	}
 
-	ad := decide.Admit(cands, cl, &c.cfg.Decide)
-	for _, r := range decide.BlockedReasons {
-		v := 0.0
-		if r == ad.Blocked {
-			v = 1
+	now := c.clock.Now()
+	if c.pause != nil {
+		if paused, why := c.pause.Paused(); paused {
+			msg := fmt.Sprintf("paused (%s annotation on ConfigMap %s/%s)", contract.AnnotationPaused, c.cfg.PauseNamespace, contract.ConfigMapName)
+			if why != "" {
+				msg += ": " + why
+			}
+			cl.Blocks = append(cl.Blocks, decide.Block{Reason: decide.BlockedPaused, Message: msg})
 		}
-		c.metrics.Blocked.WithLabelValues(r).Set(v)
 	}
+	ad := decide.Admit(cands, cl, &c.cfg.Decide, now)
+	// The gates that cost a request are asked only when a node would be
+	// taken now: the alerts once, the blocking pods of each node about to
+	// be taken (a blocked node lets the next one in the queue go).
+	if len(ad.Take) > 0 {
+		if b := c.alertsBlock(ctx, now); b != nil {
+			cl.Blocks = append(cl.Blocks, *b)
+			ad = decide.Admit(cands, cl, &c.cfg.Decide, now)
+		}
+	}
+	if c.cfg.BlockingPods != nil {
+		index := make(map[string]int, len(cands))
+		for i, cd := range cands {
+			index[cd.Name] = i
+		}
+		checked := map[string]bool{}
+		for again := true; again; {
+			again = false
+			for _, name := range ad.Take {
+				if checked[name] {
+					continue
+				}
+				checked[name] = true
+				if b := c.podBlock(ctx, name, now); b != nil {
+					cands[index[name]].Block = b
+					again = true
+				}
+			}
+			if again {
+				ad = decide.Admit(cands, cl, &c.cfg.Decide, now)
+			}
+		}
+	}
+	blocked := map[string]bool{}
+	for _, b := range ad.Blocks {
+		blocked[b.Reason] = true
+	}
+	for _, b := range ad.NodeBlocks {
+		blocked[b.Reason] = true
+	}
+	c.mu.Lock()
+	c.admitBlocked = blocked
+	c.mu.Unlock()
+	c.updateBlockedMetric()
 	c.announce(ad)
-	if len(ad.Take) > 0 || ad.Blocked != "" {
-		logger.V(2).Info("Admission", "out", cl.Out, "take", ad.Take, "waiting", ad.Waiting, "blocked", ad.BlockedMessage)
+	if len(ad.Take) > 0 || ad.Blocked() {
+		logger.V(2).Info("Admission", "out", cl.Out, "take", ad.Take, "waiting", ad.Waiting, "blocked", ad.BlockedMessage())
+	}
+	if !ad.Until.IsZero() {
+		// A block lifts by itself then (the window opens, a blocker
+		// is looked at again).
+		c.queue.AddAfter(admissionKey, ad.Until.Sub(now))
 	}
 
 	for _, name := range ad.Take {
@@ -576,9 +783,9 @@ func (c *Controller) announce(ad decide.Admission) {
 		}
 	}
 	var blockedOn string
-	if ad.BlockedMessage != c.blocked {
-		c.blocked = ad.BlockedMessage
-		if ad.Blocked != "" && len(ad.Waiting) > 0 {
+	if msg := ad.BlockedMessage(); msg != c.blocked {
+		c.blocked = msg
+		if ad.Blocked() && len(ad.Waiting) > 0 {
 			blockedOn = ad.Waiting[0]
 		}
 	}
@@ -594,20 +801,157 @@ func (c *Controller) announce(ad decide.Admission) {
 			"Reboot required; waiting for a slot (position %d of %d, --max-concurrent %d)", pos, len(ad.Waiting), c.cfg.Decide.MaxConcurrent)
 	}
 	if blockedOn != "" {
-		c.recorder.Event(drain.NodeRef(blockedOn), v1.EventTypeWarning, contract.ReasonRebootBlocked, ad.BlockedMessage)
+		c.recorder.Event(drain.NodeRef(blockedOn), v1.EventTypeWarning, contract.ReasonRebootBlocked, ad.BlockedMessage())
 	}
+	// Nodes held back by a gate of their own: one event per change.
+	c.mu.Lock()
+	var nodeEvents [][2]string
+	for name, b := range ad.NodeBlocks {
+		if c.nodeBlocked[name] != b.Message {
+			c.nodeBlocked[name] = b.Message
+			nodeEvents = append(nodeEvents, [2]string{name, b.Message})
+		}
+	}
+	for name := range c.nodeBlocked {
+		if _, ok := ad.NodeBlocks[name]; !ok && !waiting[name] {
+			delete(c.nodeBlocked, name)
+		}
+	}
+	c.mu.Unlock()
+	sort.Slice(nodeEvents, func(i, j int) bool { return nodeEvents[i][0] < nodeEvents[j][0] })
+	for _, e := range nodeEvents {
+		c.recorder.Event(drain.NodeRef(e[0]), v1.EventTypeWarning, contract.ReasonRebootBlocked, e[1])
+	}
+}
+
+// updateBlockedMetric sets nodereboot_reboot_blocked from the last
+// admission pass and the drained nodes held back before their
+// authorization.
+func (c *Controller) updateBlockedMetric() {
+	c.mu.Lock()
+	blocked := maps.Clone(c.admitBlocked)
+	for _, r := range c.authBlocks {
+		blocked[r] = true
+	}
+	c.mu.Unlock()
+	for _, r := range decide.BlockedReasons {
+		v := 0.0
+		if blocked[r] {
+			v = 1
+		}
+		c.metrics.Blocked.WithLabelValues(r).Set(v)
+	}
+}
+
+// setAuthBlock records the gate (nil: none) holding back a drained node's
+// authorization.
+func (c *Controller) setAuthBlock(node string, b *decide.Block) {
+	c.mu.Lock()
+	old, had := c.authBlocks[node]
+	if b == nil {
+		delete(c.authBlocks, node)
+	} else {
+		c.authBlocks[node] = b.Reason
+	}
+	changed := (b == nil && had) || (b != nil && (!had || old != b.Reason))
+	c.mu.Unlock()
+	if changed {
+		c.updateBlockedMetric()
+	}
+}
+
+// alertsBlock asks Prometheus for blocking alerts (nil: none, or no
+// Prometheus configured). A blocking answer is reused until it is due
+// again (--blocked-recheck-interval); a clear one never is. An unreachable
+// Prometheus blocks.
+func (c *Controller) alertsBlock(ctx context.Context, now time.Time) *decide.Block {
+	if c.cfg.Alerts == nil {
+		return nil
+	}
+	c.mu.Lock()
+	if b := c.alertBlock; b != nil && now.Before(b.Until) {
+		cp := *b
+		c.mu.Unlock()
+		return &cp
+	}
+	c.mu.Unlock()
+	names, err := c.cfg.Alerts.Active(ctx)
+	var b *decide.Block
+	until := now.Add(c.cfg.RecheckInterval)
+	switch {
+	case err != nil:
+		klog.FromContext(ctx).Info("Cannot ask Prometheus for alerts: blocking reboots", "err", err)
+		b = &decide.Block{Reason: decide.BlockedPrometheus, Until: until,
+			Message: fmt.Sprintf("cannot ask Prometheus for alerts, so reboots are blocked (fail safe): %v", err)}
+	case len(names) > 0:
+		b = &decide.Block{Reason: decide.BlockedAlerts, Until: until, Message: gates.AlertsMessage(names)}
+	}
+	c.mu.Lock()
+	c.alertBlock = b
+	c.mu.Unlock()
+	return b
+}
+
+// podBlock looks up the blocking pods of a node about to be taken (nil:
+// none). A blocking answer is reused until it is due again.
+func (c *Controller) podBlock(ctx context.Context, node string, now time.Time) *decide.Block {
+	c.mu.Lock()
+	if b, ok := c.podBlocks[node]; ok && now.Before(b.Until) {
+		c.mu.Unlock()
+		return &b
+	}
+	c.mu.Unlock()
+	pods, err := c.cfg.BlockingPods.List(ctx, c.client, node)
+	until := now.Add(c.cfg.RecheckInterval)
+	var b *decide.Block
+	switch {
+	case err != nil:
+		b = &decide.Block{Reason: decide.BlockedPods, Until: until,
+			Message: fmt.Sprintf("cannot look up blocking pods, so the reboot is blocked (fail safe): %v", err)}
+	case len(pods) > 0:
+		b = &decide.Block{Reason: decide.BlockedPods, Until: until, Message: gates.PodsMessage(pods)}
+	}
+	c.mu.Lock()
+	if b != nil {
+		c.podBlocks[node] = *b
+	} else {
+		delete(c.podBlocks, node)
+	}
+	c.mu.Unlock()
+	return b
+}
+
+// authorizeGate checks the gates again for a drained node, right before
+// its authorization: its blocking pods (from its pod watch, no request)
+// and the alerts.
+func (c *Controller) authorizeGate(ctx context.Context, pods []*v1.Pod, now time.Time) *decide.Block {
+	if c.cfg.BlockingPods != nil {
+		if names := c.cfg.BlockingPods.Match(pods); len(names) > 0 {
+			// The pod watch requeues the node when they go.
+			return &decide.Block{Reason: decide.BlockedPods, Message: gates.PodsMessage(names)}
+		}
+	}
+	return c.alertsBlock(ctx, now)
+}
+
+// notify hands a step to the notifier (it never blocks).
+func (c *Controller) notify(step notify.Step, node, reason, msg string) {
+	if c.cfg.Notifier == nil || c.cfg.DryRun {
+		return
+	}
+	c.cfg.Notifier.Notify(notify.Event{Step: step, Node: node, Reason: reason, Message: msg, Time: c.clock.Now()})
 }
 
 // take starts the pipeline on a node with one patch: cordon, state
 // Draining, state-since, cordoned-by-us (only if it was schedulable).
 func (c *Controller) take(ctx context.Context, n *v1.Node) error {
 	logger := klog.FromContext(ctx).WithValues("node", n.Name)
-	p := decide.TakePatch(n, c.clock.Now())
+	p := decide.TakePatch(n, c.clock.Now(), &c.cfg.Decide)
 	if c.cfg.DryRun {
 		c.dryRunEvent(ctx, n.Name, decide.Action{Kind: "Take", Message: "cordon and drain"})
 		return nil
 	}
-	err := c.patch(ctx, n, p)
+	_, err := c.patch(ctx, n, p)
 	switch {
 	case apierrors.IsConflict(err):
 		// Decided on an old version: look again.
@@ -627,8 +971,13 @@ func (c *Controller) take(ctx context.Context, n *v1.Node) error {
 		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonCordoned, "Cordoned for a reboot")
 	}
 	c.recorder.Eventf(ref, v1.EventTypeNormal, contract.ReasonDraining, "Draining for a reboot (timeout %s)", c.cfg.Decide.DrainTimeout)
+	c.notify(notify.StepDrain, n.Name, contract.ReasonDraining, fmt.Sprintf("cordoned; draining for a reboot (timeout %s)", c.cfg.Decide.DrainTimeout))
 	c.mu.Lock()
 	delete(c.queued, n.Name)
+	delete(c.podBlocks, n.Name)
+	delete(c.nodeBlocked, n.Name)
+	delete(c.rebootRV, n.Name)
+	delete(c.fresh, n.Name)
 	c.mu.Unlock()
 	c.queue.Add(n.Name)
 	return nil

@@ -173,6 +173,15 @@ func testConfig(maxc int) Config {
 // simulateReboots plays the detector and the kubelet: an authorized node
 // "reboots" (new boot ID, condition False) at once.
 func simulateReboots(ctx context.Context, t *testing.T, f *fakeAPI, reboots map[string]int, mu *sync.Mutex) {
+	var clear atomic.Bool
+	clear.Store(true)
+	simulateRebootsWith(ctx, t, f, reboots, mu, &clear)
+}
+
+// simulateRebootsWith is simulateReboots; while clearCondition is false a
+// reboot leaves the condition as it was written before it (its writer has
+// not reported since the boot).
+func simulateRebootsWith(ctx context.Context, t *testing.T, f *fakeAPI, reboots map[string]int, mu *sync.Mutex, clearCondition *atomic.Bool) {
 	w, err := f.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Error(err)
@@ -192,7 +201,7 @@ func simulateReboots(ctx context.Context, t *testing.T, f *fakeAPI, reboots map[
 			n = n.DeepCopy()
 			n.Status.NodeInfo.BootID = fmt.Sprintf("%s-boot-%d", n.Name, count)
 			for i := range n.Status.Conditions {
-				if n.Status.Conditions[i].Type == contract.DefaultConditionType {
+				if n.Status.Conditions[i].Type == contract.DefaultConditionType && clearCondition.Load() {
 					n.Status.Conditions[i].Status = v1.ConditionFalse
 				}
 			}
@@ -277,8 +286,15 @@ func startController(t *testing.T, f *fakeAPI, cfg Config) (*Controller, *Metric
 	go func() { errc <- c.Run(ctx, 3) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run: %v", err)
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			// A worker blocked, e.g. on a full FakeRecorder after a
+			// runaway loop of events.
+			t.Errorf("Run did not return 30s after its context ended")
 		}
 	})
 	return c, m, rec, ctx
@@ -524,4 +540,111 @@ func TestMergePatch(t *testing.T) {
 	if string(b) != want {
 		t.Errorf("patch %s, want %s", b, want)
 	}
+}
+
+// After a reboot, the condition still holds what was written before it
+// until its writer reports again: with --min-reboot-interval 0 the node is
+// not taken again on that stale condition, and no RebootRequiredAgain is
+// recorded; once the condition is written again, it counts.
+func TestStaleConditionAfterRebootIsIgnored(t *testing.T) {
+	f := newFakeAPI(t, testNode("n1", true), testNode("n2", false))
+	cfg := testConfig(1)
+	cfg.Decide.MinRebootInterval = 0
+	reboots := map[string]int{}
+	var mu sync.Mutex
+	_, _, rec, ctx := startController(t, f, cfg)
+	var clear atomic.Bool // reboots leave the condition alone
+	simulateRebootsWith(ctx, t, f, reboots, &mu, &clear)
+	waitAll(ctx, t, f, []string{"n1"}, done, "n1 rebooted")
+
+	// n2 asks now. Its request is younger than n1's (stale) condition,
+	// so the admission pass that takes n2 would have taken n1 first, had
+	// it counted n1's condition.
+	setCondition := func(name string, hb time.Time) {
+		t.Helper()
+		n, err := f.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n = n.DeepCopy()
+		found := false
+		for i := range n.Status.Conditions {
+			if n.Status.Conditions[i].Type == contract.DefaultConditionType {
+				n.Status.Conditions[i].Status = v1.ConditionTrue
+				n.Status.Conditions[i].LastHeartbeatTime = metav1.NewTime(hb)
+				found = true
+			}
+		}
+		if !found {
+			n.Status.Conditions = append(n.Status.Conditions, v1.NodeCondition{Type: contract.DefaultConditionType,
+				Status: v1.ConditionTrue, LastHeartbeatTime: metav1.NewTime(hb), LastTransitionTime: metav1.NewTime(hb)})
+		}
+		if _, err := f.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setCondition("n2", time.Now())
+	waitAll(ctx, t, f, []string{"n2"}, done, "n2 rebooted")
+	mu.Lock()
+	if reboots["n1"] != 1 || reboots["n2"] != 1 {
+		t.Errorf("reboots %v, want n1 and n2 once each", reboots)
+	}
+	mu.Unlock()
+	for _, e := range eventsOf(rec) {
+		if strings.Contains(e, contract.ReasonRebootTooSoon) {
+			t.Errorf("warning on a stale condition: %s", e)
+		}
+	}
+
+	// n1's writer reports True again after the reboot (a second later
+	// than last-reboot at the API's second precision): it counts. The
+	// next reboot clears it.
+	clear.Store(true)
+	n1, _ := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+	last, err := contract.ParseTime(n1.Annotations[contract.AnnotationLastReboot])
+	if err != nil {
+		t.Fatal(err)
+	}
+	setCondition("n1", last.Add(time.Second))
+	waitAll(ctx, t, f, []string{"n1"}, func(n *v1.Node) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return reboots["n1"] == 2 && done(n)
+	}, "n1 rebooted again on a fresh condition")
+}
+
+// The timestamps of a condition cannot tell a write in the same second as
+// the reboot from one before it; the controller saw the writes, though: a
+// condition that went False after the reboot and True again (with the very
+// same timestamps as before the reboot) counts.
+func TestConditionSeenWrittenAfterRebootCounts(t *testing.T) {
+	n := testNode("n1", true)
+	hb := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+	n.Status.Conditions[1].LastHeartbeatTime, n.Status.Conditions[1].LastTransitionTime = hb, hb
+	f := newFakeAPI(t, n)
+	cfg := testConfig(1)
+	cfg.Decide.MinRebootInterval = 0
+	reboots := map[string]int{}
+	var mu sync.Mutex
+	_, _, _, ctx := startController(t, f, cfg)
+	var clear atomic.Bool // the first reboot leaves the condition alone
+	simulateRebootsWith(ctx, t, f, reboots, &mu, &clear)
+	waitAll(ctx, t, f, []string{"n1"}, done, "n1 rebooted")
+	clear.Store(true)
+	for _, st := range []v1.ConditionStatus{v1.ConditionFalse, v1.ConditionTrue} {
+		cur, err := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur = cur.DeepCopy()
+		cur.Status.Conditions[1].Status = st
+		if _, err := f.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAll(ctx, t, f, []string{"n1"}, func(n *v1.Node) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return reboots["n1"] == 2 && done(n)
+	}, "n1 rebooted again on a condition written after its reboot")
 }

@@ -12,6 +12,9 @@ const (
 	ResultCompleted   = "completed"
 	ResultTimeout     = "timeout"
 	ResultDrainFailed = "drain_failed"
+	// ResultBlocked: the node was drained, but a gate (blocking pods,
+	// alerts) kept its reboot from being authorized until --drain-timeout.
+	ResultBlocked = "blocked"
 )
 
 // Metrics are the controller's Prometheus metrics. Create them with
@@ -51,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Nodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nodereboot_nodes",
 			Help: "Nodes per state: Queued (waiting for a slot), Draining, Authorized, Rebooted, Failed, Invalid (unknown state)."}, []string{"state"}),
 		Reboots: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nodereboot_reboots_total",
-			Help: "Node reboot pipelines ended, by result: completed, timeout, drain_failed."}, []string{"result"}),
+			Help: "Node reboot pipelines ended, by result: completed, timeout, drain_failed, blocked."}, []string{"result"}),
 		DrainDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nodereboot_drain_duration_seconds",
 			Help:    "Time from taking a node to authorizing its reboot.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
@@ -61,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Evictions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nodereboot_evictions_total",
 			Help: "Eviction requests, by result: evicted, blocked (429), gone (404), error."}, []string{"result"}),
 		Blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nodereboot_reboot_blocked",
-			Help: "1 when taking nodes is blocked for the reason, else 0."}, []string{"reason"}),
+			Help: "1 while a gate blocks a reboot for the reason (NodeNotReady, Paused, OutsideRebootWindow, BlockingPod, ActiveAlerts, PrometheusUnavailable), else 0."}, []string{"reason"}),
 		InvalidAnnotations: prometheus.NewCounter(prometheus.CounterOpts{Name: "nodereboot_invalid_annotations_total",
 			Help: "Invalid nodereboot.io annotations reset to safe values."}),
 		IsLeader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nodereboot_is_leader",
@@ -71,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, s := range gaugeStates {
 		m.Nodes.WithLabelValues(s)
 	}
-	for _, r := range []string{ResultCompleted, ResultTimeout, ResultDrainFailed} {
+	for _, r := range []string{ResultCompleted, ResultTimeout, ResultDrainFailed, ResultBlocked} {
 		m.Reboots.WithLabelValues(r)
 	}
 	for _, r := range decide.BlockedReasons {

@@ -66,7 +66,7 @@ func (w *PodWatches) start(ctx context.Context, node string) *podWatch {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
 		})
 	notify := func(any) { w.onChange(node) }
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, _ := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    notify,
 		UpdateFunc: func(_, n any) { notify(n) },
 		DeleteFunc: notify,
@@ -78,7 +78,13 @@ func (w *PodWatches) start(ctx context.Context, node string) *podWatch {
 		inf.RunWithContext(wctx)
 	}()
 	go func() {
-		if cache.WaitForCacheSync(wctx.Done(), inf.HasSynced) {
+		// Signalled by the informer, not polled (WaitForCacheSync
+		// looks every 100 ms, which the drain would wait for).
+		checkers := []cache.DoneChecker{inf.HasSyncedChecker()}
+		if reg != nil {
+			checkers = append(checkers, reg.HasSyncedChecker())
+		}
+		if cache.WaitFor(wctx, "", checkers...) {
 			w.onChange(node)
 		}
 	}()

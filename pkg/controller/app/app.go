@@ -41,13 +41,15 @@ var ErrLeadershipLost = errors.New("leadership lost")
 const healthzTimeout = 20 * time.Second
 
 // RESTConfig loads the kubeconfig (empty: in-cluster) and sets the user
-// agent.
-func RESTConfig(kubeconfig string) (*rest.Config, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+// agent and the client-side rate limits (--kube-api-qps, --kube-api-burst).
+func RESTConfig(o *options.Options) (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
 	cfg.UserAgent = contract.ControllerComponent + "/" + version.Version
+	cfg.QPS = o.KubeAPIQPS
+	cfg.Burst = o.KubeAPIBurst
 	return cfg, nil
 }
 
@@ -59,13 +61,19 @@ func Run(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return err
 	}
-	restCfg, err := RESTConfig(o.Kubeconfig)
+	restCfg, err := RESTConfig(o)
 	if err != nil {
 		return err
 	}
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("create client: %w", err)
+	}
+	// Events go through a client of their own, with its own rate limiter,
+	// so that a burst of events never delays a node write.
+	eventClient, err := kubernetes.NewForConfig(rest.CopyConfig(restCfg))
+	if err != nil {
+		return fmt.Errorf("create event client: %w", err)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -74,7 +82,7 @@ func Run(ctx context.Context, o *options.Options) error {
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartStructuredLogging(3)
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: contract.ControllerComponent})
 

@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/gates"
 )
 
 // DrainFailurePolicy is what happens to a node whose drain did not finish
@@ -59,7 +61,37 @@ type Config struct {
 	// AllowUnhealthyCluster lets nodes be taken while other selected nodes
 	// are NotReady.
 	AllowUnhealthyCluster bool
+	// Window is when nodes may be taken; nil: always. A node taken inside
+	// the window finishes after it closes.
+	Window *gates.Window
+	// DrainDelay is the wait between the cordon and the start of the
+	// drain (within DrainTimeout, which counts from the cordon).
+	DrainDelay time.Duration
+	// PreRebootLabels are set on a node when it is taken and restored to
+	// their earlier values when it leaves the pipeline; PostRebootLabels
+	// are set when its reboot completes (and are off the node while it is
+	// in the pipeline).
+	PreRebootLabels, PostRebootLabels map[string]string
+	// ScaleDownProtection puts the Cluster Autoscaler's scale-down-disabled
+	// annotation on a node from its take until ScaleDownProtectionAfter
+	// after it leaves the pipeline (only if it was not there).
+	ScaleDownProtection      bool
+	ScaleDownProtectionAfter time.Duration
 }
+
+// Block says why a reboot may not go ahead now (a gate is closed), and when
+// to look again.
+type Block struct {
+	// Reason is one of BlockedReasons (the label of
+	// nodereboot_reboot_blocked).
+	Reason string
+	// Message explains it for people (the RebootBlocked event).
+	Message string
+	// Until is when to look again; zero: at the next change.
+	Until time.Time
+}
+
+func (b Block) String() string { return b.Reason + ": " + b.Message }
 
 // DrainStatus summarises the pods of a draining node after a drain pass.
 type DrainStatus struct {
@@ -110,6 +142,9 @@ const (
 	Release Kind = "Release"
 	// Reset: invalid annotations; write the safe values in Patch.
 	Reset Kind = "ResetGarbage"
+	// Unprotect: the scale-down protection of an idle node is over;
+	// remove it.
+	Unprotect Kind = "EndScaleDownProtection"
 )
 
 // Patch is a change to a node, as a JSON merge patch would carry it.
@@ -118,6 +153,8 @@ type Patch struct {
 	Unschedulable *bool
 	// Annotations to set (non-nil value) or remove (nil value).
 	Annotations map[string]*string
+	// Labels to set (non-nil value) or remove (nil value).
+	Labels map[string]*string
 }
 
 // Action is the next step for one node.
@@ -167,6 +204,15 @@ type Input struct {
 	// Drain is the result of a drain pass that just ran on this node; nil
 	// when none ran.
 	Drain *DrainStatus
+	// Gate, when not nil, is a gate closed for this node's reboot; it is
+	// checked again before the authorization (blocking pods, alerts), and
+	// keeps a drained node from being authorized.
+	Gate *Block
+	// Fresh names the reboot conditions the controller saw written (any
+	// field changed) after it saw the node's new boot: they count even
+	// when their timestamps cannot tell (see Stale). It is kept in memory
+	// only; after a failover the timestamps decide alone.
+	Fresh map[string]bool
 }
 
 // Reasons for Wait actions that are not in the contract. They are event
@@ -217,9 +263,50 @@ func Out(n *v1.Node) bool {
 	return ok
 }
 
+// lastReboot returns the node's last-reboot time, if it has a valid one.
+func lastReboot(n *v1.Node) (time.Time, bool) {
+	s, ok := n.Annotations[contract.AnnotationLastReboot]
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := contract.ParseTime(s)
+	return t, err == nil
+}
+
+// Stale reports whether a True reboot condition may have been written
+// before the node's last completed reboot, and so says nothing about the
+// node since: its newest write (lastHeartbeatTime, or lastTransitionTime
+// when that is later or the writer sets no heartbeat) is not after
+// last-reboot, the time the controller saw the new boot.
+//
+// The detector rewrites its condition with a fresh heartbeat whenever it
+// writes, and node-problem-detector does too; right after a reboot the
+// condition still holds what was written before it until the restarted
+// writer reports again. Heartbeats are written with the node's clock and
+// last-reboot with the controller's, both at second precision: a condition
+// written in the same second as last-reboot counts as stale (so a stale one
+// is never taken for a fresh one), and a node clock that is behind only
+// delays the moment a fresh condition counts (until its next write). A node
+// clock ahead by more than the reboot took can make a stale condition look
+// fresh: that leads to a RebootRequiredAgain warning, and the
+// --min-reboot-interval still applies, so never to a reboot sooner.
+//
+// The controller does not depend on this alone: a condition it saw written
+// after it saw the new boot counts whatever its timestamps (Input.Fresh).
+func Stale(c *v1.NodeCondition, lastReboot time.Time) bool {
+	written := c.LastHeartbeatTime.Time
+	if c.LastTransitionTime.After(written) {
+		written = c.LastTransitionTime.Time
+	}
+	// The API stores both at second precision; compare like that even
+	// when an object was not read back from the API.
+	return !written.Truncate(time.Second).After(lastReboot.Truncate(time.Second))
+}
+
 // request says whether and since when a reboot is requested, and, when only
-// a too-young condition asks, when it will be old enough.
-func request(in Input) (requested bool, since time.Time, oldEnoughAt time.Time) {
+// a too-young condition asks, when it will be old enough. stale counts the
+// True conditions ignored because they were written before the last reboot.
+func request(in Input) (requested bool, since time.Time, oldEnoughAt time.Time, stale int) {
 	n, cfg := in.Node, in.Config
 	if _, ok := n.Annotations[contract.AnnotationRebootRequested]; ok {
 		requested = true
@@ -228,9 +315,14 @@ func request(in Input) (requested bool, since time.Time, oldEnoughAt time.Time) 
 			since = in.Now
 		}
 	}
+	last, rebooted := lastReboot(n)
 	for _, t := range cfg.Conditions {
 		c := condition(n, v1.NodeConditionType(t))
 		if c == nil || c.Status != v1.ConditionTrue {
+			continue
+		}
+		if rebooted && !in.Fresh[t] && Stale(c, last) {
+			stale++
 			continue
 		}
 		ltt := c.LastTransitionTime.Time
@@ -248,7 +340,7 @@ func request(in Input) (requested bool, since time.Time, oldEnoughAt time.Time) 
 	if requested {
 		oldEnoughAt = time.Time{}
 	}
-	return requested, since, oldEnoughAt
+	return requested, since, oldEnoughAt, stale
 }
 
 // Node decides the next step for one node. It is a pure function of its
@@ -337,6 +429,16 @@ func garbage(n *v1.Node, now time.Time) (Action, bool) {
 			}
 		}
 	}
+	if _, ok, err := LabelsBefore(n); ok && err != nil {
+		bad("%s: %v: removed (the labels it recorded are not restored)", contract.AnnotationLabelsBefore, err)
+		p.Annotations[contract.AnnotationLabelsBefore] = nil
+	}
+	if s, ok := ann[contract.AnnotationScaleDownDisabledByUs]; ok && s != "true" {
+		if _, err := contract.ParseTime(s); err != nil {
+			bad("%s: %v: the protection ends now", contract.AnnotationScaleDownDisabledByUs, err)
+			p.Annotations[contract.AnnotationScaleDownDisabledByUs] = ptr(contract.FormatTime(now))
+		}
+	}
 
 	authz, hasAuthz := ann[contract.AnnotationRebootAuthorized]
 	boot := n.Status.NodeInfo.BootID
@@ -391,6 +493,57 @@ var leftovers = []string{
 	contract.AnnotationStateReason,
 	contract.AnnotationCordonedByUs,
 	contract.AnnotationRebootAuthorized,
+	contract.AnnotationLabelsBefore,
+}
+
+// setLabel records a label change in the patch.
+func (p *Patch) setLabel(k string, v *string) {
+	if p.Labels == nil {
+		p.Labels = map[string]*string{}
+	}
+	p.Labels[k] = v
+}
+
+// LabelsBefore parses the node's AnnotationLabelsBefore: label → value
+// before the take (nil: absent). ok is false when there is none.
+func LabelsBefore(n *v1.Node) (saved map[string]*string, ok bool, err error) {
+	raw, ok := n.Annotations[contract.AnnotationLabelsBefore]
+	if !ok {
+		return nil, false, nil
+	}
+	if err := json.Unmarshal([]byte(raw), &saved); err != nil {
+		return nil, true, fmt.Errorf("invalid JSON object of label values: %v", err)
+	}
+	return saved, true, nil
+}
+
+// giveBack adds to p what a node leaving the pipeline (for whatever
+// reason) gets back: the labels changed at the take, and the end of its
+// scale-down protection (now, or --scale-down-protection-after from now).
+func giveBack(n *v1.Node, cfg *Config, now time.Time, p *Patch) {
+	if saved, ok, err := LabelsBefore(n); ok {
+		if err == nil {
+			for k, v := range saved {
+				p.setLabel(k, v)
+			}
+		}
+		p.Annotations[contract.AnnotationLabelsBefore] = nil
+	}
+	if n.Annotations[contract.AnnotationScaleDownDisabledByUs] == "true" {
+		if cfg.ScaleDownProtectionAfter > 0 {
+			p.Annotations[contract.AnnotationScaleDownDisabledByUs] = ptr(contract.FormatTime(now.Add(cfg.ScaleDownProtectionAfter)))
+		} else {
+			unprotect(n, p)
+		}
+	}
+}
+
+// unprotect removes the scale-down protection the controller added.
+func unprotect(n *v1.Node, p *Patch) {
+	if n.Annotations[contract.AnnotationScaleDownDisabled] == "true" {
+		p.Annotations[contract.AnnotationScaleDownDisabled] = nil
+	}
+	p.Annotations[contract.AnnotationScaleDownDisabledByUs] = nil
 }
 
 func idle(in Input) Action {
@@ -403,11 +556,15 @@ func idle(in Input) Action {
 			rest = append(rest, k)
 		}
 	}
+	if n.Annotations[contract.AnnotationScaleDownDisabledByUs] == "true" {
+		rest = append(rest, contract.AnnotationScaleDownDisabledByUs)
+	}
 	if len(rest) > 0 {
 		p := &Patch{Annotations: map[string]*string{}}
 		for _, k := range rest {
 			p.Annotations[k] = nil
 		}
+		giveBack(n, cfg, now, p)
 		msg := "state removed: cleared " + strings.Join(rest, ", ")
 		if _, ours := n.Annotations[contract.AnnotationCordonedByUs]; ours && n.Spec.Unschedulable {
 			p.Unschedulable = new(false)
@@ -415,13 +572,46 @@ func idle(in Input) Action {
 		}
 		return Action{Kind: Release, Message: msg, Patch: p}
 	}
+	// The scale-down protection of an earlier reboot ends (garbage() made
+	// sure the value is a time).
+	var protectedUntil time.Time
+	if s, ok := n.Annotations[contract.AnnotationScaleDownDisabledByUs]; ok {
+		t, _ := contract.ParseTime(s)
+		if !now.Before(t) {
+			p := &Patch{Annotations: map[string]*string{}}
+			unprotect(n, p)
+			return Action{Kind: Unprotect, Patch: p,
+				Message: "scale-down protection over (--scale-down-protection-after): removed " + contract.AnnotationScaleDownDisabled}
+		}
+		protectedUntil = t
+	}
+	a := queueOrWait(in)
+	if !protectedUntil.IsZero() {
+		switch {
+		case a.Kind == Nothing:
+			a = Action{Kind: Wait, Until: protectedUntil, Message: "scale-down protection until " + contract.FormatTime(protectedUntil)}
+		case a.Until.IsZero() || protectedUntil.Before(a.Until):
+			a.Until = protectedUntil
+		}
+	}
+	return a
+}
+
+// queueOrWait decides for an idle node with nothing to clean up: wait, queue,
+// or nothing.
+func queueOrWait(in Input) Action {
+	n, cfg, now := in.Node, in.Config, in.Now
 	if !Selected(n, cfg) {
 		return Action{Kind: Nothing, Message: "not selected"}
 	}
-	requested, since, oldEnoughAt := request(in)
+	requested, since, oldEnoughAt, stale := request(in)
 	if !requested {
 		if !oldEnoughAt.IsZero() {
 			return Action{Kind: Wait, Message: "reboot condition too recent", Until: oldEnoughAt}
+		}
+		if stale > 0 {
+			return Action{Kind: Nothing, Message: "reboot condition True but written before the last reboot (" +
+				n.Annotations[contract.AnnotationLastReboot] + "): ignored until its writer reports again"}
 		}
 		return Action{Kind: Nothing}
 	}
@@ -456,14 +646,42 @@ func recordon(n *v1.Node) (Action, bool) {
 func draining(in Input, since time.Time) Action {
 	n, cfg, now := in.Node, in.Config, in.Now
 	if in.Drain == nil {
+		if start := since.Add(cfg.DrainDelay); now.Before(start) {
+			return Action{Kind: Wait, Until: start,
+				Message: fmt.Sprintf("cordoned; the drain starts at %s (--drain-delay %s)", contract.FormatTime(start), cfg.DrainDelay)}
+		}
 		return Action{Kind: Drain, Reason: contract.ReasonDraining}
 	}
 	d := in.Drain
+	deadline := since.Add(cfg.DrainTimeout)
+	expired := !now.Before(deadline)
+	if d.Pending == 0 || (expired && cfg.OnDrainFailure == DrainFailureReboot) {
+		// The reboot would be authorized now: only if no gate is
+		// closed. Never against a gate, not even with
+		// --on-drain-failure=reboot.
+		if g := in.Gate; g != nil {
+			msg := "drained, but " + g.Message
+			if d.Pending > 0 {
+				msg = fmt.Sprintf("drain not finished after %s (%d pods left), and %s", cfg.DrainTimeout, d.Pending, g.Message)
+			}
+			if !expired {
+				until := deadline
+				if !g.Until.IsZero() && g.Until.Before(until) {
+					until = g.Until
+				}
+				return Action{Kind: Wait, Reason: contract.ReasonRebootBlocked, Message: msg, Until: until}
+			}
+			msg = fmt.Sprintf("reboot still blocked after --drain-timeout %s: %s", cfg.DrainTimeout, msg)
+			if cfg.OnDrainFailure == DrainFailureHold {
+				return fail(n, now, contract.ReasonRebootBlocked, msg+"; holding the node (--on-drain-failure=hold)")
+			}
+			return abandon(n, cfg, now, since, contract.ReasonRebootBlocked, msg)
+		}
+	}
 	if d.Pending == 0 {
 		return authorize(n, now, since, "drained")
 	}
-	deadline := since.Add(cfg.DrainTimeout)
-	if !now.Before(deadline) {
+	if expired {
 		msg := fmt.Sprintf("drain not finished after %s: %d pods left", cfg.DrainTimeout, d.Pending)
 		if len(d.Blocked) > 0 {
 			msg += "; blocked: " + strings.Join(d.Blocked, ", ")
@@ -478,21 +696,7 @@ func draining(in Input, since time.Time) Action {
 			}
 			return a
 		default:
-			back := now.Add(cfg.DrainFailureBackoff)
-			p := &Patch{Annotations: map[string]*string{
-				contract.AnnotationState:            nil,
-				contract.AnnotationStateSince:       nil,
-				contract.AnnotationStateReason:      nil,
-				contract.AnnotationCordonedByUs:     nil,
-				contract.AnnotationRebootAuthorized: nil,
-				contract.AnnotationNotBefore:        ptr(contract.FormatTime(back)),
-			}}
-			msg += "; giving the node back until " + contract.FormatTime(back) + " (--on-drain-failure=uncordon)"
-			if _, ours := n.Annotations[contract.AnnotationCordonedByUs]; ours {
-				p.Unschedulable = new(false)
-			}
-			return Action{Kind: AbandonDrain, Reason: contract.ReasonDrainFailed, Message: msg, Patch: p,
-				Elapsed: now.Sub(since)}
+			return abandon(n, cfg, now, since, contract.ReasonDrainFailed, msg)
 		}
 	}
 	until := deadline
@@ -504,6 +708,26 @@ func draining(in Input, since time.Time) Action {
 		msg += "; blocked: " + strings.Join(d.Blocked, ", ")
 	}
 	return Action{Kind: Wait, Message: msg, Until: until}
+}
+
+// abandon gives a node whose drain failed (or whose reboot stayed blocked)
+// back: uncordon (if ours), clear the state, not before the backoff.
+func abandon(n *v1.Node, cfg *Config, now, since time.Time, reason, msg string) Action {
+	back := now.Add(cfg.DrainFailureBackoff)
+	p := &Patch{Annotations: map[string]*string{
+		contract.AnnotationState:            nil,
+		contract.AnnotationStateSince:       nil,
+		contract.AnnotationStateReason:      nil,
+		contract.AnnotationCordonedByUs:     nil,
+		contract.AnnotationRebootAuthorized: nil,
+		contract.AnnotationNotBefore:        ptr(contract.FormatTime(back)),
+	}}
+	giveBack(n, cfg, now, p)
+	msg += "; giving the node back until " + contract.FormatTime(back) + " (--drain-failure-backoff)"
+	if _, ours := n.Annotations[contract.AnnotationCordonedByUs]; ours {
+		p.Unschedulable = new(false)
+	}
+	return Action{Kind: AbandonDrain, Reason: reason, Message: msg, Patch: p, Elapsed: now.Sub(since)}
 }
 
 func authorize(n *v1.Node, now, since time.Time, msg string) Action {
@@ -594,8 +818,15 @@ func rebooted(n *v1.Node, cfg *Config, now, since time.Time) Action {
 		contract.AnnotationRebootAuthorized: nil,
 		contract.AnnotationRebootRequested:  nil,
 		contract.AnnotationNotBefore:        nil,
-		contract.AnnotationLastReboot:       ptr(contract.FormatTime(now)),
+		// The reboot happened by the time the new boot was seen (the
+		// Rebooted state-since), not at the end of the soak: conditions
+		// written since then are about the new boot (see Stale).
+		contract.AnnotationLastReboot: ptr(contract.FormatTime(since)),
 	}}
+	giveBack(n, cfg, now, p)
+	for k, v := range cfg.PostRebootLabels {
+		p.setLabel(k, ptr(v))
+	}
 	msg := "reboot completed"
 	if _, ours := n.Annotations[contract.AnnotationCordonedByUs]; ours {
 		p.Unschedulable = new(false)
@@ -609,7 +840,11 @@ func rebooted(n *v1.Node, cfg *Config, now, since time.Time) Action {
 // TakePatch is the single patch that takes a node: cordon, state Draining,
 // state-since, and cordoned-by-us only when the node was schedulable (an
 // administrator's cordon is never undone by the controller).
-func TakePatch(n *v1.Node, now time.Time) *Patch {
+//
+// The same patch sets the pre-reboot labels and removes the post-reboot
+// ones (remembering the values they replace in AnnotationLabelsBefore), and
+// puts the scale-down protection on.
+func TakePatch(n *v1.Node, now time.Time, cfg *Config) *Patch {
 	p := &Patch{Unschedulable: new(true), Annotations: map[string]*string{
 		contract.AnnotationState:       ptr(string(contract.StateDraining)),
 		contract.AnnotationStateSince:  ptr(contract.FormatTime(now)),
@@ -619,6 +854,33 @@ func TakePatch(n *v1.Node, now time.Time) *Patch {
 	if !n.Spec.Unschedulable {
 		p.Annotations[contract.AnnotationCordonedByUs] = ptr("true")
 	}
+	saved := map[string]*string{}
+	for k, v := range cfg.PreRebootLabels {
+		saved[k] = nil
+		if cur, ok := n.Labels[k]; ok {
+			saved[k] = ptr(cur)
+		}
+		p.setLabel(k, ptr(v))
+	}
+	for k, v := range cfg.PostRebootLabels {
+		if _, pre := cfg.PreRebootLabels[k]; !pre && n.Labels[k] == v {
+			if _, ok := n.Labels[k]; ok {
+				saved[k] = ptr(v)
+				p.setLabel(k, nil)
+			}
+		}
+	}
+	if len(saved) > 0 {
+		b, _ := json.Marshal(saved) // sorted keys
+		p.Annotations[contract.AnnotationLabelsBefore] = ptr(string(b))
+	}
+	if cfg.ScaleDownProtection {
+		_, ours := n.Annotations[contract.AnnotationScaleDownDisabledByUs]
+		if n.Annotations[contract.AnnotationScaleDownDisabled] != "true" || ours {
+			p.Annotations[contract.AnnotationScaleDownDisabled] = ptr("true")
+			p.Annotations[contract.AnnotationScaleDownDisabledByUs] = ptr("true")
+		}
+	}
 	return p
 }
 
@@ -626,27 +888,44 @@ func TakePatch(n *v1.Node, now time.Time) *Patch {
 type Candidate struct {
 	Name        string
 	RequestTime time.Time
+	// Block, when not nil, is a gate closed for this node alone (blocking
+	// pods): it is not taken, and the nodes after it in the queue may be.
+	Block *Block
 }
 
-// Cluster is what admission needs to know about the other nodes.
+// Cluster is what admission needs to know about the other nodes and the
+// cluster-wide gates.
 type Cluster struct {
 	// Out is the number of nodes out: with a state annotation, plus the
 	// nodes taken whose take the cache does not show yet.
 	Out int
 	// NotReady names the selected nodes that are not out and not Ready.
 	NotReady []string
+	// Blocks are the cluster-wide gates the controller found closed
+	// (pause, alerts).
+	Blocks []Block
 }
 
-// Reasons for which admission can be blocked (label values of
+// Reasons for which a reboot can be blocked (label values of
 // nodereboot_reboot_blocked).
 const (
 	// BlockedNotReady: a selected node that is not being rebooted is
 	// NotReady.
 	BlockedNotReady = "NodeNotReady"
+	// BlockedPaused: the controller is paused (contract.AnnotationPaused).
+	BlockedPaused = "Paused"
+	// BlockedWindow: outside the reboot window.
+	BlockedWindow = "OutsideRebootWindow"
+	// BlockedPods: a pod matching --blocking-pod-selector is on the node.
+	BlockedPods = "BlockingPod"
+	// BlockedAlerts: Prometheus has alerts that block reboots.
+	BlockedAlerts = "ActiveAlerts"
+	// BlockedPrometheus: Prometheus could not be asked (fail safe).
+	BlockedPrometheus = "PrometheusUnavailable"
 )
 
 // BlockedReasons lists every blocked reason.
-var BlockedReasons = []string{BlockedNotReady}
+var BlockedReasons = []string{BlockedNotReady, BlockedPaused, BlockedWindow, BlockedPods, BlockedAlerts, BlockedPrometheus}
 
 // Admission is the result of Admit.
 type Admission struct {
@@ -654,17 +933,51 @@ type Admission struct {
 	Take []string
 	// Waiting names the candidates that stay queued, in order.
 	Waiting []string
-	// Blocked is the reason nothing may be taken ("" when not blocked).
-	Blocked string
-	// BlockedMessage explains Blocked.
-	BlockedMessage string
+	// Blocks are the cluster-wide gates that keep every node from being
+	// taken (sorted by reason); they are reported only while a node
+	// waits.
+	Blocks []Block
+	// NodeBlocks are the waiting nodes held back by a gate of their own.
+	NodeBlocks map[string]Block
+	// Until is the earliest time a block may lift by itself (the window
+	// opens, a blocker is checked again); zero: none.
+	Until time.Time
+}
+
+// Blocked reports whether a cluster-wide gate blocks admission.
+func (ad Admission) Blocked() bool { return len(ad.Blocks) > 0 }
+
+// BlockedMessage explains the cluster-wide blocks ("" when none).
+func (ad Admission) BlockedMessage() string {
+	var msgs []string
+	for _, b := range ad.Blocks {
+		msgs = append(msgs, b.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// WindowBlock returns the block of the reboot window at now, or nil when it
+// is open.
+func WindowBlock(cfg *Config, now time.Time) *Block {
+	if cfg.Window.Contains(now) {
+		return nil
+	}
+	open, _ := cfg.Window.Next(now)
+	b := &Block{Reason: BlockedWindow, Until: open,
+		Message: fmt.Sprintf("outside the reboot window (%s)", cfg.Window)}
+	if !open.IsZero() {
+		b.Message += "; it opens at " + contract.FormatTime(open)
+	}
+	return b
 }
 
 // Admit decides which candidates to take: the oldest requests first (ties
-// broken by name), never more than MaxConcurrent nodes out, and none while a
+// broken by name), never more than MaxConcurrent nodes out, and none while
+// a cluster-wide gate is closed: outside the reboot window, while a
 // selected node that is not being rebooted is NotReady (unless
-// AllowUnhealthyCluster).
-func Admit(cands []Candidate, cl Cluster, cfg *Config) Admission {
+// AllowUnhealthyCluster), or for the cluster's Blocks. A candidate with a
+// Block of its own stays waiting and lets the next one go.
+func Admit(cands []Candidate, cl Cluster, cfg *Config, now time.Time) Admission {
 	sorted := append([]Candidate(nil), cands...)
 	sort.Slice(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
@@ -675,18 +988,43 @@ func Admit(cands []Candidate, cl Cluster, cfg *Config) Admission {
 	})
 	var ad Admission
 	free := cfg.MaxConcurrent - cl.Out
-	if len(cl.NotReady) > 0 && !cfg.AllowUnhealthyCluster && len(sorted) > 0 {
-		nr := append([]string(nil), cl.NotReady...)
-		sort.Strings(nr)
-		ad.Blocked = BlockedNotReady
-		ad.BlockedMessage = "not taking nodes while these nodes are NotReady: " + strings.Join(nr, ", ")
+	if len(sorted) > 0 {
+		if b := WindowBlock(cfg, now); b != nil {
+			ad.Blocks = append(ad.Blocks, *b)
+		}
+		if len(cl.NotReady) > 0 && !cfg.AllowUnhealthyCluster {
+			nr := append([]string(nil), cl.NotReady...)
+			sort.Strings(nr)
+			ad.Blocks = append(ad.Blocks, Block{Reason: BlockedNotReady,
+				Message: "not taking nodes while these nodes are NotReady: " + strings.Join(nr, ", ")})
+		}
+		ad.Blocks = append(ad.Blocks, cl.Blocks...)
+		sort.SliceStable(ad.Blocks, func(i, j int) bool { return ad.Blocks[i].Reason < ad.Blocks[j].Reason })
+	}
+	if len(ad.Blocks) > 0 {
 		free = 0
 	}
+	until := func(t time.Time) {
+		if !t.IsZero() && (ad.Until.IsZero() || t.Before(ad.Until)) {
+			ad.Until = t
+		}
+	}
+	for _, b := range ad.Blocks {
+		until(b.Until)
+	}
 	for _, c := range sorted {
-		if free > 0 {
+		switch {
+		case free > 0 && c.Block != nil:
+			if ad.NodeBlocks == nil {
+				ad.NodeBlocks = map[string]Block{}
+			}
+			ad.NodeBlocks[c.Name] = *c.Block
+			until(c.Block.Until)
+			ad.Waiting = append(ad.Waiting, c.Name)
+		case free > 0:
 			ad.Take = append(ad.Take, c.Name)
 			free--
-		} else {
+		default:
 			ad.Waiting = append(ad.Waiting, c.Name)
 		}
 	}

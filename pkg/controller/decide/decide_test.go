@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/gates"
 )
 
 var (
@@ -62,6 +63,17 @@ func cond(t string, s v1.ConditionStatus, since time.Time) nodeOpt {
 			Type: v1.NodeConditionType(t), Status: s, LastTransitionTime: metav1.NewTime(since)})
 	}
 }
+
+// heartbeat sets the lastHeartbeatTime of condition t.
+func heartbeat(t string, at time.Time) nodeOpt {
+	return func(n *v1.Node) {
+		for i := range n.Status.Conditions {
+			if string(n.Status.Conditions[i].Type) == t {
+				n.Status.Conditions[i].LastHeartbeatTime = metav1.NewTime(at)
+			}
+		}
+	}
+}
 func required(since time.Time) nodeOpt {
 	return cond(contract.DefaultConditionType, v1.ConditionTrue, since)
 }
@@ -101,6 +113,7 @@ func TestNode(t *testing.T) {
 		cfg   *Config
 		seen  time.Time
 		drain *DrainStatus
+		fresh map[string]bool
 		want  want
 	}{
 		// --- idle nodes
@@ -142,11 +155,48 @@ func TestNode(t *testing.T) {
 			want: want{kind: Wait, until: now.Add(10 * time.Minute)}},
 		{name: "not-before in the past queues", node: node(required(ago(time.Hour)), ann(contract.AnnotationNotBefore, ts(ago(time.Second)))),
 			want: want{kind: Queue, reqTime: ago(time.Hour)}},
-		{name: "condition still true after a reboot: RebootRequiredAgain until min interval", node: node(required(ago(2*time.Hour)), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
+		{name: "condition written again after a reboot: RebootRequiredAgain until min interval",
+			node: node(required(ago(2*time.Hour)), heartbeat(contract.DefaultConditionType, ago(9*time.Minute)), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
 			want: want{kind: Wait, reason: contract.ReasonRebootTooSoon, until: now.Add(50 * time.Minute)}},
+		{name: "condition True since after the reboot (transition, no heartbeat): RebootRequiredAgain",
+			node: node(required(ago(9*time.Minute)), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
+			want: want{kind: Wait, reason: contract.ReasonRebootTooSoon, until: now.Add(50 * time.Minute)}},
+		{name: "stale condition (last written before the reboot): ignored, no warning",
+			node: node(required(ago(2*time.Hour)), heartbeat(contract.DefaultConditionType, ago(11*time.Minute)), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
+			want: want{kind: Nothing, msg: "written before the last reboot"}},
+		{name: "stale condition without a heartbeat: ignored",
+			node: node(required(ago(2*time.Hour)), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
+			want: want{kind: Nothing}},
+		{name: "stale condition, min interval 0: not taken again (the demo bug)",
+			node: node(required(ago(time.Minute)), heartbeat(contract.DefaultConditionType, ago(time.Minute)), ann(contract.AnnotationLastReboot, ts(ago(time.Second)))),
+			cfg:  withCfg(func(c *Config) { c.MinRebootInterval = 0 }),
+			want: want{kind: Nothing}},
+		{name: "condition written in the same second as last-reboot counts as stale",
+			node: node(required(ago(time.Hour)), heartbeat(contract.DefaultConditionType, ago(10*time.Minute).Add(500*time.Millisecond)), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
+			cfg:  withCfg(func(c *Config) { c.MinRebootInterval = 0 }),
+			want: want{kind: Nothing}},
+		{name: "condition written a second after last-reboot counts, min interval 0: queued",
+			node: node(required(ago(time.Hour)), heartbeat(contract.DefaultConditionType, ago(10*time.Minute).Add(time.Second)), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
+			cfg:  withCfg(func(c *Config) { c.MinRebootInterval = 0 }),
+			want: want{kind: Queue, reqTime: ago(time.Hour)}},
+		{name: "condition seen written after the reboot counts whatever its timestamps",
+			node:  node(required(ago(time.Hour)), heartbeat(contract.DefaultConditionType, ago(time.Hour)), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
+			fresh: map[string]bool{contract.DefaultConditionType: true},
+			want:  want{kind: Wait, reason: contract.ReasonRebootTooSoon, until: now.Add(50 * time.Minute)}},
+		{name: "stale condition but a manual request: RebootRequiredAgain (the request counts)",
+			node: node(required(ago(2*time.Hour)), ann(contract.AnnotationRebootRequested, "x"), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
+			seen: ago(time.Minute),
+			want: want{kind: Wait, reason: contract.ReasonRebootTooSoon, until: now.Add(50 * time.Minute)}},
+		{name: "stale condition and a younger-than-min-age fresh one: waits for the fresh one",
+			node: node(required(ago(2*time.Hour)), cond("B", v1.ConditionTrue, ago(time.Minute)), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
+			cfg: withCfg(func(c *Config) {
+				c.Conditions = []string{contract.DefaultConditionType, "B"}
+				c.ConditionMinAge = 5 * time.Minute
+			}),
+			want: want{kind: Wait, until: now.Add(4 * time.Minute)}},
 		{name: "manual request within min interval waits too", node: node(ann(contract.AnnotationRebootRequested, "x"), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
 			want: want{kind: Wait, reason: contract.ReasonRebootTooSoon, until: now.Add(50 * time.Minute)}},
-		{name: "last reboot older than min interval queues", node: node(required(ago(2*time.Hour)), ann(contract.AnnotationLastReboot, ts(ago(time.Hour)))),
+		{name: "last reboot older than min interval queues", node: node(required(ago(2*time.Hour)), heartbeat(contract.DefaultConditionType, ago(time.Minute)), ann(contract.AnnotationLastReboot, ts(ago(time.Hour)))),
 			want: want{kind: Queue, reqTime: ago(2 * time.Hour)}},
 		{name: "last reboot without request does nothing", node: node(ann(contract.AnnotationLastReboot, ts(ago(time.Minute)))), want: want{kind: Nothing}},
 		{name: "admin-cordoned idle node still queues", node: node(required(ago(time.Hour)), cordoned), want: want{kind: Queue, reqTime: ago(time.Hour)}},
@@ -254,13 +304,13 @@ func TestNode(t *testing.T) {
 			want: want{kind: Finish, reason: contract.ReasonRebootDone, patch: &Patch{Unschedulable: new(false), Annotations: map[string]*string{
 				contract.AnnotationState: nil, contract.AnnotationStateSince: nil, contract.AnnotationStateReason: nil,
 				contract.AnnotationCordonedByUs: nil, contract.AnnotationRebootAuthorized: nil, contract.AnnotationRebootRequested: nil,
-				contract.AnnotationNotBefore: nil, contract.AnnotationLastReboot: set(ts(now))}}}},
+				contract.AnnotationNotBefore: nil, contract.AnnotationLastReboot: set(ts(ago(time.Second)))}}}},
 		{name: "rebooted admin-cordoned node: finish without uncordon",
 			node: node(state(contract.StateRebooted, ago(time.Second)), noAnn(contract.AnnotationCordonedByUs), ann(contract.AnnotationRebootAuthorized, "boot-0")),
 			want: want{kind: Finish, msg: "left cordoned", patch: &Patch{Annotations: map[string]*string{
 				contract.AnnotationState: nil, contract.AnnotationStateSince: nil, contract.AnnotationStateReason: nil,
 				contract.AnnotationCordonedByUs: nil, contract.AnnotationRebootAuthorized: nil, contract.AnnotationRebootRequested: nil,
-				contract.AnnotationNotBefore: nil, contract.AnnotationLastReboot: set(ts(now))}}}},
+				contract.AnnotationNotBefore: nil, contract.AnnotationLastReboot: set(ts(ago(time.Second)))}}}},
 		{name: "rebooted, soaking: wait until the soak ends",
 			node: node(state(contract.StateRebooted, ago(time.Minute)), ann(contract.AnnotationRebootAuthorized, "boot-0")),
 			cfg:  withCfg(func(c *Config) { c.PostRebootSoak = 5 * time.Minute }),
@@ -269,10 +319,13 @@ func TestNode(t *testing.T) {
 			node: node(state(contract.StateRebooted, ago(10*time.Minute)), ann(contract.AnnotationRebootAuthorized, "boot-0"), readySince(ago(time.Minute))),
 			cfg:  withCfg(func(c *Config) { c.PostRebootSoak = 5 * time.Minute }),
 			want: want{kind: Wait, until: now.Add(4 * time.Minute)}},
-		{name: "rebooted, soak over: finish",
+		{name: "rebooted, soak over: finish; last-reboot is when the new boot was seen",
 			node: node(state(contract.StateRebooted, ago(5*time.Minute)), ann(contract.AnnotationRebootAuthorized, "boot-0")),
 			cfg:  withCfg(func(c *Config) { c.PostRebootSoak = 5 * time.Minute }),
-			want: want{kind: Finish}},
+			want: want{kind: Finish, patch: &Patch{Unschedulable: new(false), Annotations: map[string]*string{
+				contract.AnnotationState: nil, contract.AnnotationStateSince: nil, contract.AnnotationStateReason: nil,
+				contract.AnnotationCordonedByUs: nil, contract.AnnotationRebootAuthorized: nil, contract.AnnotationRebootRequested: nil,
+				contract.AnnotationNotBefore: nil, contract.AnnotationLastReboot: set(ts(ago(5 * time.Minute)))}}}},
 		{name: "rebooted, NotReady: wait up to the reboot timeout",
 			node: node(state(contract.StateRebooted, ago(5*time.Minute)), ann(contract.AnnotationRebootAuthorized, "boot-0"), notReady(ago(time.Minute))),
 			want: want{kind: Wait, until: now.Add(25 * time.Minute)}},
@@ -344,7 +397,7 @@ func TestNode(t *testing.T) {
 			if c == nil {
 				c = &cfg0
 			}
-			got := Node(Input{Node: tc.node, Config: c, Now: now, RequestSeen: tc.seen, Drain: tc.drain})
+			got := Node(Input{Node: tc.node, Config: c, Now: now, RequestSeen: tc.seen, Drain: tc.drain, Fresh: tc.fresh})
 			w := tc.want
 			if got.Kind != w.kind {
 				t.Fatalf("kind = %s, want %s (action: %v)", got.Kind, w.kind, got)
@@ -436,31 +489,43 @@ func TestGarbageNeverAuthorizes(t *testing.T) {
 }
 
 func TestTakePatch(t *testing.T) {
-	got := TakePatch(node(), now)
+	got := TakePatch(node(), now, &cfg0)
 	want := &Patch{Unschedulable: new(true), Annotations: map[string]*string{
 		contract.AnnotationState: set("Draining"), contract.AnnotationStateSince: set(ts(now)),
 		contract.AnnotationStateReason: nil, contract.AnnotationNotBefore: nil, contract.AnnotationCordonedByUs: set("true")}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("schedulable node: %s, want %s", dump(got), dump(want))
 	}
-	got = TakePatch(node(cordoned), now)
+	got = TakePatch(node(cordoned), now, &cfg0)
 	delete(want.Annotations, contract.AnnotationCordonedByUs)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("admin-cordoned node: %s, want %s (no cordoned-by-us)", dump(got), dump(want))
 	}
 }
 
+// window is a daily window in UTC.
+func window(t *testing.T, start, end string) *gates.Window {
+	t.Helper()
+	w, err := gates.ParseWindow(nil, start, end, "UTC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func TestAdmit(t *testing.T) {
 	c := func(name string, age time.Duration) Candidate { return Candidate{Name: name, RequestTime: ago(age)} }
 	withCfg := func(f func(*Config)) *Config { x := cfg0; f(&x); return &x }
 	for _, tc := range []struct {
-		name    string
-		cands   []Candidate
-		cl      Cluster
-		cfg     *Config
-		take    []string
-		waiting []string
-		blocked string
+		name        string
+		cands       []Candidate
+		cl          Cluster
+		cfg         *Config
+		take        []string
+		waiting     []string
+		blocked     string
+		until       time.Time
+		nodeBlocked []string
 	}{
 		{name: "no candidates", take: nil},
 		{name: "one free slot: the oldest request", cands: []Candidate{c("b", time.Minute), c("a", time.Hour), c("c", time.Second)},
@@ -478,19 +543,54 @@ func TestAdmit(t *testing.T) {
 		{name: "a NotReady node with --allow-unhealthy-cluster does not block", cands: []Candidate{c("a", time.Hour)}, cl: Cluster{NotReady: []string{"x"}},
 			cfg: withCfg(func(c *Config) { c.AllowUnhealthyCluster = true }), take: []string{"a"}},
 		{name: "NotReady without candidates is not reported", cl: Cluster{NotReady: []string{"x"}}},
+		{name: "outside the window: nobody, look again when it opens", cands: []Candidate{c("a", time.Hour)},
+			cfg:     withCfg(func(c *Config) { c.Window = window(t, "19:00", "20:00") }),
+			waiting: []string{"a"}, blocked: BlockedWindow, until: now.Add(time.Hour)},
+		{name: "inside the window", cands: []Candidate{c("a", time.Hour)},
+			cfg:  withCfg(func(c *Config) { c.Window = window(t, "17:00", "18:00:01") }),
+			take: []string{"a"}},
+		{name: "window without candidates is not reported",
+			cfg: withCfg(func(c *Config) { c.Window = window(t, "19:00", "20:00") })},
+		{name: "several cluster blocks, sorted by reason; the earliest until", cands: []Candidate{c("a", time.Hour)},
+			cl: Cluster{NotReady: []string{"x"}, Blocks: []Block{
+				{Reason: BlockedPaused, Message: "paused"}, {Reason: BlockedAlerts, Message: "alerts", Until: now.Add(time.Minute)}}},
+			cfg:     withCfg(func(c *Config) { c.Window = window(t, "19:00", "20:00") }),
+			waiting: []string{"a"}, blocked: "ActiveAlerts,NodeNotReady,OutsideRebootWindow,Paused", until: now.Add(time.Minute)},
+		{name: "a node blocked by its own gate lets the next one go", cands: []Candidate{
+			{Name: "a", RequestTime: ago(time.Hour), Block: &Block{Reason: BlockedPods, Message: "pod x", Until: now.Add(time.Minute)}},
+			c("b", time.Minute), c("c", time.Second)},
+			take: []string{"b"}, waiting: []string{"a", "c"}, nodeBlocked: []string{"a"}, until: now.Add(time.Minute)},
+		{name: "node blocks are not reported when no slot is free", cands: []Candidate{
+			{Name: "a", RequestTime: ago(time.Hour), Block: &Block{Reason: BlockedPods, Message: "pod x"}}},
+			cl: Cluster{Out: 1}, waiting: []string{"a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
 			if cfg == nil {
 				cfg = &cfg0
 			}
-			got := Admit(tc.cands, tc.cl, cfg)
-			if !reflect.DeepEqual(got.Take, tc.take) || !reflect.DeepEqual(got.Waiting, tc.waiting) || got.Blocked != tc.blocked {
-				t.Errorf("Admit = take %v waiting %v blocked %q; want take %v waiting %v blocked %q",
-					got.Take, got.Waiting, got.Blocked, tc.take, tc.waiting, tc.blocked)
+			got := Admit(tc.cands, tc.cl, cfg, now)
+			var reasons []string
+			for _, b := range got.Blocks {
+				reasons = append(reasons, b.Reason)
 			}
-			if got.Blocked != "" && !strings.Contains(got.BlockedMessage, tc.cl.NotReady[0]) {
-				t.Errorf("blocked message %q does not name the NotReady node", got.BlockedMessage)
+			if !reflect.DeepEqual(got.Take, tc.take) || !reflect.DeepEqual(got.Waiting, tc.waiting) || strings.Join(reasons, ",") != tc.blocked {
+				t.Errorf("Admit = take %v waiting %v blocked %v; want take %v waiting %v blocked %q",
+					got.Take, got.Waiting, reasons, tc.take, tc.waiting, tc.blocked)
+			}
+			if len(tc.cl.NotReady) > 0 && got.Blocked() && !strings.Contains(got.BlockedMessage(), tc.cl.NotReady[0]) {
+				t.Errorf("blocked message %q does not name the NotReady node", got.BlockedMessage())
+			}
+			if !got.Until.Equal(tc.until) {
+				t.Errorf("until = %v, want %v", got.Until, tc.until)
+			}
+			if len(got.NodeBlocks) != len(tc.nodeBlocked) {
+				t.Errorf("node blocks %v, want %v", got.NodeBlocks, tc.nodeBlocked)
+			}
+			for _, n := range tc.nodeBlocked {
+				if _, ok := got.NodeBlocks[n]; !ok {
+					t.Errorf("node blocks %v lack %s", got.NodeBlocks, n)
+				}
 			}
 		})
 	}
@@ -508,7 +608,7 @@ func TestAdmitNeverExceedsMaxConcurrent(t *testing.T) {
 				}
 				cfg := cfg0
 				cfg.MaxConcurrent = maxc
-				ad := Admit(cands, Cluster{Out: out}, &cfg)
+				ad := Admit(cands, Cluster{Out: out}, &cfg, now)
 				if out+len(ad.Take) > maxc && len(ad.Take) > 0 {
 					t.Errorf("max %d, out %d, %d candidates: took %d", maxc, out, n, len(ad.Take))
 				}

@@ -3,12 +3,15 @@ package options
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	componentbaseconfig "k8s.io/component-base/config"
 	cbopts "k8s.io/component-base/config/options"
 
@@ -16,15 +19,26 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/controller"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
 	"github.com/nodereboot/nodereboot/pkg/drain"
+	"github.com/nodereboot/nodereboot/pkg/gates"
 	"github.com/nodereboot/nodereboot/pkg/serving"
 )
 
 // DefaultNamespace is the lease namespace when POD_NAMESPACE is not set.
 const DefaultNamespace = "nodereboot-system"
 
+// Client-side rate limits of the API client. client-go's own defaults (5
+// requests per second, bursts of 10) put a pipeline step (a patch and two
+// events) at 400-600 ms once a rollout has used the burst.
+const (
+	DefaultKubeAPIQPS   = 50
+	DefaultKubeAPIBurst = 100
+)
+
 // Options are the controller's command-line options.
 type Options struct {
 	Kubeconfig     string
+	KubeAPIQPS     float32
+	KubeAPIBurst   int
 	LeaderElection componentbaseconfig.LeaderElectionConfiguration
 
 	RebootConditions      []string
@@ -43,6 +57,22 @@ type Options struct {
 	AllowUnhealthyCluster bool
 	DryRun                bool
 
+	// Gates.
+	RebootDays             []string
+	StartTime, EndTime     string
+	TimeZone               string
+	BlockingPodSelectors   []string
+	PrometheusURL          string
+	AlertFilterRegexp      string
+	AlertFilterMatchOnly   bool
+	AlertFiringOnly        bool
+	BlockedRecheck         time.Duration
+	PreRebootNodeLabels    []string
+	PostRebootNodeLabels   []string
+	DrainDelay             time.Duration
+	ScaleDownProtection    bool
+	ScaleDownProtectionFor time.Duration
+
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 	// Workers is the number of queue workers (not a flag).
@@ -60,6 +90,8 @@ func New(getenv func(string) string) *Options {
 		ns = DefaultNamespace
 	}
 	return &Options{
+		KubeAPIQPS:   DefaultKubeAPIQPS,
+		KubeAPIBurst: DefaultKubeAPIBurst,
 		LeaderElection: componentbaseconfig.LeaderElectionConfiguration{
 			LeaderElect:       true,
 			LeaseDuration:     metav1.Duration{Duration: 15 * time.Second},
@@ -78,6 +110,12 @@ func New(getenv func(string) string) *Options {
 		DrainFailureBackoff:    30 * time.Minute,
 		RebootTimeout:          30 * time.Minute,
 		MinRebootInterval:      time.Hour,
+		StartTime:              "00:00",
+		EndTime:                "24:00",
+		TimeZone:               "UTC",
+		BlockedRecheck:         time.Minute,
+		ScaleDownProtection:    true,
+		ScaleDownProtectionFor: 10 * time.Minute,
 		EvictionRetryDelay:     5 * time.Second,
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
@@ -89,6 +127,10 @@ func New(getenv func(string) string) *Options {
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig,
 		"Path to a kubeconfig. Empty: the in-cluster service account.")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS,
+		"Requests per second the controller sends to the API server, on average (events have a limiter of their own with the same values).")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst,
+		"Requests the controller may send to the API server in a burst above --kube-api-qps.")
 	cbopts.BindLeaderElectionFlags(&o.LeaderElection, fs)
 	fs.StringSliceVar(&o.RebootConditions, "reboot-conditions", o.RebootConditions,
 		"Node condition types that, with status True, ask for a reboot (comma-separated).")
@@ -120,6 +162,36 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Take nodes even while other selected nodes are NotReady.")
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun,
 		"Log every decision and record it as a DryRun event; change nothing.")
+	fs.StringSliceVar(&o.RebootDays, "reboot-days", o.RebootDays,
+		"Days on which the reboot window opens (su,mo,tu,we,th,fr,sa; or sun…sat; or sunday…saturday). Empty: every day.")
+	fs.StringVar(&o.StartTime, "start-time", o.StartTime,
+		"Time of day (HH:MM or HH:MM:SS, in --time-zone) the reboot window opens. Nodes are taken only inside the window; a node taken inside it finishes after it closes.")
+	fs.StringVar(&o.EndTime, "end-time", o.EndTime,
+		"Time of day (HH:MM or HH:MM:SS, or 24:00) the reboot window closes; not after --start-time: the window crosses midnight and belongs to the day it opens.")
+	fs.StringVar(&o.TimeZone, "time-zone", o.TimeZone,
+		"IANA time zone of --start-time and --end-time (e.g. Europe/Berlin), or UTC, or Local.")
+	fs.StringArrayVar(&o.BlockingPodSelectors, "blocking-pod-selector", o.BlockingPodSelectors,
+		"Label selector of pods that block the reboot of the node they run on (repeatable; any match blocks).")
+	fs.StringVar(&o.PrometheusURL, "prometheus-url", o.PrometheusURL,
+		"Prometheus server (e.g. http://prometheus.monitoring:9090) whose alerts (the ALERTS series) block reboots while they are active. An unreachable server blocks too.")
+	fs.StringVar(&o.AlertFilterRegexp, "alert-filter-regexp", o.AlertFilterRegexp,
+		"Alerts whose name matches this regular expression do not block reboots (with --alert-filter-match-only: only they do).")
+	fs.BoolVar(&o.AlertFilterMatchOnly, "alert-filter-match-only", o.AlertFilterMatchOnly,
+		"Only alerts matching --alert-filter-regexp block reboots.")
+	fs.BoolVar(&o.AlertFiringOnly, "alert-firing-only", o.AlertFiringOnly,
+		"Only firing alerts block reboots, pending ones do not.")
+	fs.DurationVar(&o.BlockedRecheck, "blocked-recheck-interval", o.BlockedRecheck,
+		"While a node waits on an alert or on blocking pods, look again this often.")
+	fs.StringSliceVar(&o.PreRebootNodeLabels, "pre-reboot-node-labels", o.PreRebootNodeLabels,
+		"Labels (key=value, comma-separated) set on a node when it is taken (with the cordon); their earlier values are restored when it leaves the pipeline.")
+	fs.StringSliceVar(&o.PostRebootNodeLabels, "post-reboot-node-labels", o.PostRebootNodeLabels,
+		"Labels (key=value, comma-separated) set on a node when its reboot completes (with the uncordon); removed while it is in the pipeline again.")
+	fs.DurationVar(&o.DrainDelay, "drain-delay", o.DrainDelay,
+		"Wait between the cordon and the start of the drain (counts against --drain-timeout).")
+	fs.BoolVar(&o.ScaleDownProtection, "scale-down-protection", o.ScaleDownProtection,
+		"Annotate a node "+contract.AnnotationScaleDownDisabled+"=true from its cordon until --scale-down-protection-after after its uncordon, so that the Cluster Autoscaler does not remove it meanwhile (only if it was not annotated).")
+	fs.DurationVar(&o.ScaleDownProtectionFor, "scale-down-protection-after", o.ScaleDownProtectionFor,
+		"How long the scale-down protection stays after a node leaves the pipeline.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress,
 		"Address of /metrics ([host]:port; 0 disables).")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress,
@@ -134,6 +206,12 @@ func (o *Options) Validate() error {
 	var errs []error
 	bad := func(flag, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
+	if o.KubeAPIQPS <= 0 {
+		bad("kube-api-qps", "must be positive, got %v", o.KubeAPIQPS)
+	}
+	if o.KubeAPIBurst < 1 {
+		bad("kube-api-burst", "must be at least 1, got %d", o.KubeAPIBurst)
 	}
 	le := o.LeaderElection
 	if le.LeaderElect {
@@ -201,6 +279,58 @@ func (o *Options) Validate() error {
 	if o.EvictionRetryDelay <= 0 {
 		bad("eviction-retry-delay", "must be positive, got %s", o.EvictionRetryDelay)
 	}
+	if _, err := o.window(); err != nil {
+		var we *gates.WindowError
+		flag := "reboot-days"
+		if errors.As(err, &we) {
+			flag = map[string]string{gates.WindowDays: "reboot-days", gates.WindowStart: "start-time",
+				gates.WindowEnd: "end-time", gates.WindowZone: "time-zone"}[we.Flag]
+		}
+		bad(flag, "%v", err)
+	}
+	if _, err := gates.NewPodBlocker(o.BlockingPodSelectors); err != nil {
+		bad("blocking-pod-selector", "%v", err)
+	}
+	if o.PrometheusURL != "" {
+		if u, err := url.Parse(o.PrometheusURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("prometheus-url", "want an http:// or https:// URL, got %q", o.PrometheusURL)
+		}
+	}
+	if _, err := regexp.Compile(o.AlertFilterRegexp); err != nil {
+		bad("alert-filter-regexp", "%v", err)
+	}
+	if o.AlertFilterMatchOnly && o.AlertFilterRegexp == "" {
+		bad("alert-filter-match-only", "needs --alert-filter-regexp")
+	}
+	if o.BlockedRecheck <= 0 {
+		bad("blocked-recheck-interval", "must be positive, got %s", o.BlockedRecheck)
+	}
+	pre, err := parseLabels(o.PreRebootNodeLabels)
+	if err != nil {
+		bad("pre-reboot-node-labels", "%v", err)
+	}
+	post, err := parseLabels(o.PostRebootNodeLabels)
+	if err != nil {
+		bad("post-reboot-node-labels", "%v", err)
+	}
+	for k := range pre {
+		if strings.HasPrefix(k, contract.Prefix) {
+			bad("pre-reboot-node-labels", "%s: the %s labels are nodereboot's own", k, contract.Prefix)
+		}
+	}
+	for k := range post {
+		if strings.HasPrefix(k, contract.Prefix) {
+			bad("post-reboot-node-labels", "%s: the %s labels are nodereboot's own", k, contract.Prefix)
+		}
+	}
+	if o.DrainDelay < 0 {
+		bad("drain-delay", "must not be negative, got %s", o.DrainDelay)
+	} else if o.DrainDelay >= o.DrainTimeout && o.DrainTimeout > 0 {
+		bad("drain-delay", "must be less than --drain-timeout (%s), which counts from the cordon, got %s", o.DrainTimeout, o.DrainDelay)
+	}
+	if o.ScaleDownProtectionFor < 0 {
+		bad("scale-down-protection-after", "must not be negative, got %s", o.ScaleDownProtectionFor)
+	}
 	if err := serving.ValidateAddress(o.MetricsBindAddress); err != nil {
 		bad("metrics-bind-address", "%v", err)
 	}
@@ -213,8 +343,63 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
+func (o *Options) window() (*gates.Window, error) {
+	return gates.ParseWindow(o.RebootDays, o.StartTime, o.EndTime, o.TimeZone)
+}
+
+// parseLabels parses key=value items; keys and values must be valid label
+// keys and values.
+func parseLabels(items []string) (map[string]string, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, it := range items {
+		k, v, ok := strings.Cut(strings.TrimSpace(it), "=")
+		if !ok {
+			return nil, fmt.Errorf("%q: want key=value", it)
+		}
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return nil, fmt.Errorf("%q: invalid label key: %s", it, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return nil, fmt.Errorf("%q: invalid label value: %s", it, strings.Join(errs, "; "))
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("%q: label %s given twice", it, k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
 // Config converts validated options to the controller's configuration.
 func (o *Options) Config() (controller.Config, error) {
+	win, err := o.window()
+	if err != nil {
+		return controller.Config{}, err
+	}
+	blocker, err := gates.NewPodBlocker(o.BlockingPodSelectors)
+	if err != nil {
+		return controller.Config{}, fmt.Errorf("--blocking-pod-selector: %w", err)
+	}
+	var alerts *gates.AlertChecker
+	if o.PrometheusURL != "" {
+		alerts = &gates.AlertChecker{URL: o.PrometheusURL, MatchOnly: o.AlertFilterMatchOnly, FiringOnly: o.AlertFiringOnly}
+		if o.AlertFilterRegexp != "" {
+			if alerts.Filter, err = regexp.Compile(o.AlertFilterRegexp); err != nil {
+				return controller.Config{}, fmt.Errorf("--alert-filter-regexp: %w", err)
+			}
+		}
+	}
+	pre, err := parseLabels(o.PreRebootNodeLabels)
+	if err != nil {
+		return controller.Config{}, fmt.Errorf("--pre-reboot-node-labels: %w", err)
+	}
+	post, err := parseLabels(o.PostRebootNodeLabels)
+	if err != nil {
+		return controller.Config{}, fmt.Errorf("--post-reboot-node-labels: %w", err)
+	}
 	sel, err := labels.Parse(o.NodeSelector)
 	if err != nil {
 		return controller.Config{}, fmt.Errorf("--node-selector: %w", err)
@@ -228,23 +413,33 @@ func (o *Options) Config() (controller.Config, error) {
 	}
 	return controller.Config{
 		Decide: decide.Config{
-			Conditions:            conds,
-			ConditionMinAge:       o.ConditionMinAge,
-			Selector:              sel,
-			MaxConcurrent:         o.MaxConcurrent,
-			DrainTimeout:          o.DrainTimeout,
-			OnDrainFailure:        decide.DrainFailurePolicy(o.OnDrainFailure),
-			DrainFailureBackoff:   o.DrainFailureBackoff,
-			RebootTimeout:         o.RebootTimeout,
-			PostRebootSoak:        o.PostRebootSoak,
-			MinRebootInterval:     o.MinRebootInterval,
-			AllowUnhealthyCluster: o.AllowUnhealthyCluster,
+			Conditions:               conds,
+			ConditionMinAge:          o.ConditionMinAge,
+			Selector:                 sel,
+			MaxConcurrent:            o.MaxConcurrent,
+			DrainTimeout:             o.DrainTimeout,
+			OnDrainFailure:           decide.DrainFailurePolicy(o.OnDrainFailure),
+			DrainFailureBackoff:      o.DrainFailureBackoff,
+			RebootTimeout:            o.RebootTimeout,
+			PostRebootSoak:           o.PostRebootSoak,
+			MinRebootInterval:        o.MinRebootInterval,
+			AllowUnhealthyCluster:    o.AllowUnhealthyCluster,
+			Window:                   win,
+			DrainDelay:               o.DrainDelay,
+			PreRebootLabels:          pre,
+			PostRebootLabels:         post,
+			ScaleDownProtection:      o.ScaleDownProtection,
+			ScaleDownProtectionAfter: o.ScaleDownProtectionFor,
 		},
 		Drain: drain.Options{
 			GracePeriodSeconds: o.DrainGracePeriod,
 			DeleteEmptyDirData: o.DeleteEmptyDirData,
 			RetryDelay:         o.EvictionRetryDelay,
 		},
-		DryRun: o.DryRun,
+		DryRun:          o.DryRun,
+		BlockingPods:    blocker,
+		Alerts:          alerts,
+		PauseNamespace:  o.LeaderElection.ResourceNamespace,
+		RecheckInterval: o.BlockedRecheck,
 	}, nil
 }

@@ -34,7 +34,8 @@ func TestDefaults(t *testing.T) {
 	if strings.Join(o.RebootConditions, ",") != "RebootRequired" || o.ConditionMinAge != 0 || o.NodeSelector != "" ||
 		o.MaxConcurrent != 1 || o.DrainTimeout != 10*time.Minute || o.DrainGracePeriod != -1 || !o.DeleteEmptyDirData ||
 		o.OnDrainFailure != "uncordon" || o.RebootTimeout != 30*time.Minute || o.PostRebootSoak != 0 ||
-		o.MinRebootInterval != time.Hour || o.EvictionRetryDelay != 5*time.Second || o.AllowUnhealthyCluster || o.DryRun {
+		o.MinRebootInterval != time.Hour || o.EvictionRetryDelay != 5*time.Second || o.AllowUnhealthyCluster || o.DryRun ||
+		o.KubeAPIQPS != 50 || o.KubeAPIBurst != 100 {
 		t.Errorf("defaults: %+v", o)
 	}
 	cfg, err := o.Config()
@@ -78,6 +79,25 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		flag string
 	}{
 		{[]string{"--max-concurrent=0"}, "--max-concurrent"},
+		{[]string{"--kube-api-qps=0"}, "--kube-api-qps"},
+		{[]string{"--reboot-days=mo,someday"}, "--reboot-days"},
+		{[]string{"--start-time=25:00"}, "--start-time"},
+		{[]string{"--end-time=noon"}, "--end-time"},
+		{[]string{"--start-time=03:00", "--end-time=03:00"}, "--end-time"},
+		{[]string{"--time-zone=Europe/Atlantis"}, "--time-zone"},
+		{[]string{"--blocking-pod-selector=a b"}, "--blocking-pod-selector"},
+		{[]string{"--prometheus-url=prometheus:9090"}, "--prometheus-url"},
+		{[]string{"--alert-filter-regexp=("}, "--alert-filter-regexp"},
+		{[]string{"--alert-filter-match-only"}, "--alert-filter-match-only"},
+		{[]string{"--blocked-recheck-interval=0s"}, "--blocked-recheck-interval"},
+		{[]string{"--pre-reboot-node-labels=novalue"}, "--pre-reboot-node-labels"},
+		{[]string{"--pre-reboot-node-labels=bad key=x"}, "--pre-reboot-node-labels"},
+		{[]string{"--post-reboot-node-labels=k=bad value"}, "--post-reboot-node-labels"},
+		{[]string{"--post-reboot-node-labels=nodereboot.io/state=x"}, "--post-reboot-node-labels"},
+		{[]string{"--drain-delay=-1s"}, "--drain-delay"},
+		{[]string{"--drain-delay=10m"}, "--drain-delay"},
+		{[]string{"--scale-down-protection-after=-1s"}, "--scale-down-protection-after"},
+		{[]string{"--kube-api-burst=0"}, "--kube-api-burst"},
 		{[]string{"--on-drain-failure=delete"}, "--on-drain-failure"},
 		{[]string{"--node-selector=a b c"}, "--node-selector"},
 		{[]string{"--drain-timeout=0s"}, "--drain-timeout"},
@@ -126,5 +146,49 @@ func TestTestingClockOffsetHidden(t *testing.T) {
 	}
 	if f := fs.Lookup("testing-clock-offset"); f == nil || !f.Hidden {
 		t.Fatal("--testing-clock-offset must exist and be hidden")
+	}
+}
+
+func TestGateFlags(t *testing.T) {
+	o, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Decide.Window != nil || cfg.BlockingPods != nil || cfg.Alerts != nil || !cfg.Decide.ScaleDownProtection ||
+		cfg.Decide.ScaleDownProtectionAfter != 10*time.Minute || cfg.RecheckInterval != time.Minute ||
+		cfg.PauseNamespace != "nodereboot-system" || cfg.Decide.DrainDelay != 0 {
+		t.Errorf("gate defaults: %+v", cfg)
+	}
+	o, err = parse(t, nil, "--reboot-days=sat,sun", "--start-time=22:00", "--end-time=04:00", "--time-zone=Europe/Berlin",
+		"--blocking-pod-selector=app=backup,tier=db", "--blocking-pod-selector=critical=true",
+		"--prometheus-url=http://prometheus:9090", "--alert-filter-regexp=^Watchdog$", "--alert-firing-only",
+		"--pre-reboot-node-labels=reboot=pending,maintenance=true", "--post-reboot-node-labels=reboot=done",
+		"--drain-delay=30s", "--scale-down-protection=false", "--blocked-recheck-interval=10s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = o.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Decide
+	if d.Window.String() != "sa,su 22:00-04:00 Europe/Berlin" {
+		t.Errorf("window %s", d.Window)
+	}
+	if cfg.BlockingPods.String() != "app=backup,tier=db | critical=true" {
+		t.Errorf("blocking pods %s", cfg.BlockingPods)
+	}
+	if a := cfg.Alerts; a == nil || a.URL != "http://prometheus:9090" || a.Filter.String() != "^Watchdog$" || a.MatchOnly || !a.FiringOnly {
+		t.Errorf("alerts %+v", a)
+	}
+	if len(d.PreRebootLabels) != 2 || d.PreRebootLabels["reboot"] != "pending" || d.PostRebootLabels["reboot"] != "done" {
+		t.Errorf("labels %v %v", d.PreRebootLabels, d.PostRebootLabels)
+	}
+	if d.DrainDelay != 30*time.Second || d.ScaleDownProtection || cfg.RecheckInterval != 10*time.Second {
+		t.Errorf("config %+v", cfg)
 	}
 }
