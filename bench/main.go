@@ -192,24 +192,38 @@ func run(args []string, stdout io.Writer) int {
 			}
 		}
 		cfg.logf("== %s took %s", b.name, time.Since(start).Round(time.Second))
+		res.Duration = time.Since(res.Started).Round(time.Second).String()
+		if err := save(cfg.out, res); err != nil { // what is measured so far survives an interruption
+			cfg.logf("saving results: %v", err)
+		}
 	}
 	res.Duration = time.Since(res.Started).Round(time.Second).String()
 	printTable(stdout, res)
-	if cfg.out != "" {
-		if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err == nil {
-			b, _ := json.MarshalIndent(res, "", "  ")
-			if err := os.WriteFile(cfg.out, append(b, '\n'), 0o644); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				failed = true
-			} else {
-				fmt.Fprintf(stdout, "\nwritten to %s\n", cfg.out)
-			}
-		}
+	if err := save(cfg.out, res); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		failed = true
+	} else if cfg.out != "" {
+		fmt.Fprintf(stdout, "\nwritten to %s\n", cfg.out)
 	}
 	if failed {
 		return 1
 	}
 	return 0
+}
+
+// save writes the results as JSON to path ("" writes nothing).
+func save(path string, r *Results) error {
+	if path == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 func printTable(w io.Writer, r *Results) {

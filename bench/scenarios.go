@@ -17,7 +17,7 @@ import (
 func setup(ctx context.Context, cfg config, hc harness.Config) (*harness.Harness, *recorder, func(), error) {
 	hc.Cluster.Logf = cfg.logf
 	if hc.Cluster.NodeLeaseSeconds == 0 && hc.Cluster.Nodes > 500 {
-		hc.Cluster.NodeLeaseSeconds = 300 // leave CPU for what is measured
+		hc.Cluster.NodeLeaseSeconds = 600 // leave CPU for what is measured
 	}
 	hc.Cluster.AuditPolicy = auditPolicy
 	if hc.Detectors && hc.Cluster.Nodes > cfg.processDetectorLimit {
@@ -421,7 +421,12 @@ func benchScale(ctx context.Context, cfg config, res *Results) error {
 	created := time.Now()
 	h, rec, stop, err := setup(ctx, cfg, harness.Config{
 		Cluster: framework.Options{Nodes: cfg.scaleNodes}, Detectors: true, RebootDelay: cfg.scaleReboot,
-		ControllerReplicas: 1, ControllerArgs: controllerArgs(cfg.scaleConcurrent),
+		ControllerReplicas: 1,
+		// On this machine kwok cannot renew thousands of node leases while
+		// the rollout runs, so nodes flap to Unknown and the controller's
+		// NotReady gate (rightly) halts the rollout: the scale run measures
+		// throughput with the gate relaxed.
+		ControllerArgs: controllerArgs(cfg.scaleConcurrent, "--allow-unhealthy-cluster"),
 	})
 	if err != nil {
 		return err
