@@ -383,7 +383,7 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 		logger.V(2).Info("Drain pass", "pending", st.Pending, "evicted", st.Evicted, "pods", st.Pods)
 		if a.Kind == decide.Authorize {
 			// The gates again, right before the authorization.
-			if in.Gate = c.authorizeGate(ctx, pods, in.Now); in.Gate != nil {
+			if in.Gate = c.authorizeGate(ctx, n.Name, pods, in.Now); in.Gate != nil {
 				a = decide.Node(in)
 			}
 			c.setAuthBlock(n.Name, in.Gate)
@@ -743,6 +743,13 @@ func (c *Controller) admit(ctx context.Context) error {
 		blocked[b.Reason] = true
 	}
 	c.mu.Lock()
+	// Waiting nodes not looked at in this pass (no free slot) keep their
+	// last known block.
+	for _, name := range ad.Waiting {
+		if b, ok := c.podBlocks[name]; ok {
+			blocked[b.Reason] = true
+		}
+	}
 	c.admitBlocked = blocked
 	c.mu.Unlock()
 	c.updateBlockedMetric()
@@ -924,9 +931,9 @@ func (c *Controller) podBlock(ctx context.Context, node string, now time.Time) *
 // authorizeGate checks the gates again for a drained node, right before
 // its authorization: its blocking pods (from its pod watch, no request)
 // and the alerts.
-func (c *Controller) authorizeGate(ctx context.Context, pods []*v1.Pod, now time.Time) *decide.Block {
+func (c *Controller) authorizeGate(ctx context.Context, node string, pods []*v1.Pod, now time.Time) *decide.Block {
 	if c.cfg.BlockingPods != nil {
-		if names := c.cfg.BlockingPods.Match(pods); len(names) > 0 {
+		if names := c.cfg.BlockingPods.Match(node, pods); len(names) > 0 {
 			// The pod watch requeues the node when they go.
 			return &decide.Block{Reason: decide.BlockedPods, Message: gates.PodsMessage(names)}
 		}

@@ -55,11 +55,12 @@ func TestPodBlockerMatch(t *testing.T) {
 		pod("b", "db-0", "n1", v1.PodPending, map[string]string{"team": "db", "critical": "true"}),
 		pod("b", "db-1", "n1", v1.PodRunning, map[string]string{"team": "db"}),
 		pod("c", "web", "n1", v1.PodRunning, map[string]string{"app": "web"}),
+		pod("a", "backup-elsewhere", "n2", v1.PodRunning, map[string]string{"app": "backup"}),
 	}
-	if got, want := b.Match(pods), []string{"a/backup-1", "b/db-0"}; !reflect.DeepEqual(got, want) {
+	if got, want := b.Match("n1", pods), []string{"a/backup-1", "b/db-0"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Match = %v, want %v", got, want)
 	}
-	if got := b.Match(nil); len(got) != 0 {
+	if got := b.Match("n1", nil); len(got) != 0 {
 		t.Errorf("Match(nil) = %v", got)
 	}
 }

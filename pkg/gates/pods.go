@@ -53,12 +53,12 @@ func terminal(p *v1.Pod) bool {
 	return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed
 }
 
-// Match returns the blocking pods among pods (of one node), as sorted
+// Match returns the blocking pods of the node among pods, as sorted
 // "namespace/name" strings.
-func (b *PodBlocker) Match(pods []*v1.Pod) []string {
+func (b *PodBlocker) Match(node string, pods []*v1.Pod) []string {
 	var out []string
 	for _, p := range pods {
-		if terminal(p) {
+		if p.Spec.NodeName != node || terminal(p) {
 			continue
 		}
 		for _, sel := range b.selectors {
