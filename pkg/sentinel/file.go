@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	v1 "k8s.io/api/core/v1"
 )
@@ -104,17 +105,17 @@ func readPackages(path string) []string {
 	return pkgs
 }
 
-// packagesMessage lists packages in at most max bytes: as many as fit,
+// packagesMessage lists packages in at most limit bytes: as many as fit,
 // followed by " and N more" for the rest.
-func packagesMessage(pkgs []string, max int) string {
+func packagesMessage(pkgs []string, limit int) string {
 	all := strings.Join(pkgs, ", ")
-	if len(all) <= max {
+	if len(all) <= limit {
 		return all
 	}
 	// Find the largest prefix that fits together with its " and N more".
 	for n := len(pkgs) - 1; n >= 1; n-- {
 		s := strings.Join(pkgs[:n], ", ") + fmt.Sprintf(" and %d more", len(pkgs)-n)
-		if len(s) <= max {
+		if len(s) <= limit {
 			return s
 		}
 	}
@@ -123,9 +124,11 @@ func packagesMessage(pkgs []string, max int) string {
 	if len(pkgs) == 1 {
 		rest = ""
 	}
-	cut := max - len(rest) - len("...")
-	if cut < 0 {
-		cut = 0
+	cut := min(max(limit-len(rest)-len("..."), 0), len(pkgs[0]))
+	// Never in the middle of a UTF-8 sequence: the message must stay
+	// valid UTF-8 (a package name may not be ASCII).
+	for cut > 0 && cut < len(pkgs[0]) && !utf8.RuneStart(pkgs[0][cut]) {
+		cut--
 	}
-	return pkgs[0][:min(cut, len(pkgs[0]))] + "..." + rest
+	return pkgs[0][:cut] + "..." + rest
 }

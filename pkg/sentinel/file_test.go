@@ -153,6 +153,9 @@ func TestPackagesMessage(t *testing.T) {
 		{[]string{"aaaa", "bbbb", "cccc", "dddd"}, 21, "aaaa, bbbb and 2 more"},
 		{[]string{"a-very-long-package-name"}, 10, "a-very-..."},
 		{[]string{"a-very-long-package-name", "b"}, 20, "a-very... and 1 more"},
+		// Regression (FuzzPackages): the cut never splits a UTF-8 sequence.
+		{[]string{"ééééé"}, 8, "éé..."},
+		{[]string{"aéééé"}, 8, "aéé..."},
 	} {
 		got := packagesMessage(tc.pkgs, tc.max)
 		if got != tc.want {
