@@ -202,6 +202,8 @@ func TestBlockingPodHoldsTheAuthorization(t *testing.T) {
 	f := newFakeAPI(t, testNode("n1", true))
 	cfg := testConfig(1)
 	cfg.BlockingPods, _ = gates.NewPodBlocker([]string{"app=backup"})
+	// The pod is created when the node is taken; the drain starts later.
+	cfg.Decide.DrainDelay = 2 * time.Second
 	reboots := map[string]int{}
 	var mu sync.Mutex
 	// Create the DaemonSet pod as soon as the node is taken.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
+	"github.com/nodereboot/nodereboot/pkg/notify"
 )
 
 // Reboot results, the label values of nodereboot_reboots_total.
@@ -37,6 +38,8 @@ type Metrics struct {
 	InvalidAnnotations prometheus.Counter
 	// IsLeader is 1 while this replica leads.
 	IsLeader prometheus.Gauge
+	// Notifications counts notifications by result.
+	Notifications *prometheus.CounterVec
 }
 
 // Label values of nodereboot_nodes besides the states.
@@ -69,8 +72,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Invalid nodereboot.io annotations reset to safe values."}),
 		IsLeader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nodereboot_is_leader",
 			Help: "1 while this replica is the leader."}),
+		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nodereboot_notifications_total",
+			Help: "Notifications (--notify-url), by result: sent, failed (refused, timed out), dropped (queue full)."}, []string{"result"}),
 	}
-	reg.MustRegister(m.Nodes, m.Reboots, m.DrainDuration, m.RebootDuration, m.Evictions, m.Blocked, m.InvalidAnnotations, m.IsLeader)
+	reg.MustRegister(m.Nodes, m.Reboots, m.DrainDuration, m.RebootDuration, m.Evictions, m.Blocked, m.InvalidAnnotations, m.IsLeader, m.Notifications)
+	for _, r := range notify.Results {
+		m.Notifications.WithLabelValues(r)
+	}
 	for _, s := range gaugeStates {
 		m.Nodes.WithLabelValues(s)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/controller"
 	"github.com/nodereboot/nodereboot/pkg/controller/options"
+	"github.com/nodereboot/nodereboot/pkg/notify"
 	"github.com/nodereboot/nodereboot/pkg/serving"
 	"github.com/nodereboot/nodereboot/pkg/version"
 )
@@ -85,6 +86,18 @@ func Run(ctx context.Context, o *options.Options) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: contract.ControllerComponent})
+
+	sender, err := notify.New(o.NotifyConfig(func(r string) { metrics.Notifications.WithLabelValues(r).Inc() }))
+	if err != nil {
+		return fmt.Errorf("notifications: %w", err)
+	}
+	if sender != nil {
+		cfg.Notifier = sender
+		nctx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); sender.Run(klog.NewContext(nctx, logger)) }()
+		defer func() { stopNotify(); <-done }()
+	}
 
 	var (
 		ctrl     atomic.Pointer[controller.Controller]

@@ -20,6 +20,7 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
 	"github.com/nodereboot/nodereboot/pkg/drain"
 	"github.com/nodereboot/nodereboot/pkg/gates"
+	"github.com/nodereboot/nodereboot/pkg/notify"
 	"github.com/nodereboot/nodereboot/pkg/serving"
 )
 
@@ -72,6 +73,10 @@ type Options struct {
 	DrainDelay             time.Duration
 	ScaleDownProtection    bool
 	ScaleDownProtectionFor time.Duration
+	NotifyURLs             []string
+	NotifyTemplate         string
+	NotifyStepTemplates    map[notify.Step]*string
+	NotifyTimeout          time.Duration
 
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
@@ -116,6 +121,8 @@ func New(getenv func(string) string) *Options {
 		BlockedRecheck:         time.Minute,
 		ScaleDownProtection:    true,
 		ScaleDownProtectionFor: 10 * time.Minute,
+		NotifyTimeout:          10 * time.Second,
+		NotifyStepTemplates:    map[notify.Step]*string{},
 		EvictionRetryDelay:     5 * time.Second,
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
@@ -192,6 +199,18 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Annotate a node "+contract.AnnotationScaleDownDisabled+"=true from its cordon until --scale-down-protection-after after its uncordon, so that the Cluster Autoscaler does not remove it meanwhile (only if it was not annotated).")
 	fs.DurationVar(&o.ScaleDownProtectionFor, "scale-down-protection-after", o.ScaleDownProtectionFor,
 		"How long the scale-down protection stays after a node leaves the pipeline.")
+	fs.StringArrayVar(&o.NotifyURLs, "notify-url", o.NotifyURLs,
+		"Shoutrrr URL to notify of drains, reboots, uncordons and failures (repeatable), e.g. slack://…, generic+https://example.com/hook.")
+	fs.StringVar(&o.NotifyTemplate, "notify-template", o.NotifyTemplate,
+		"Go template of every notification, over .Step (drain, reboot, uncordon, failure), .Node, .Reason, .Message, .Time. Empty: a message per step.")
+	for _, step := range notify.Steps {
+		v := new(string)
+		o.NotifyStepTemplates[step] = v
+		fs.StringVar(v, "notify-template-"+string(step), "",
+			fmt.Sprintf("Go template of the %s notification (overrides --notify-template); default %q.", step, notify.DefaultTemplates[step]))
+	}
+	fs.DurationVar(&o.NotifyTimeout, "notify-timeout", o.NotifyTimeout,
+		"How long sending one notification may take; notifications never hold up a rollout.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress,
 		"Address of /metrics ([host]:port; 0 disables).")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress,
@@ -328,6 +347,20 @@ func (o *Options) Validate() error {
 	} else if o.DrainDelay >= o.DrainTimeout && o.DrainTimeout > 0 {
 		bad("drain-delay", "must be less than --drain-timeout (%s), which counts from the cordon, got %s", o.DrainTimeout, o.DrainDelay)
 	}
+	if o.NotifyTimeout <= 0 {
+		bad("notify-timeout", "must be positive, got %s", o.NotifyTimeout)
+	}
+	if _, err := notify.New(o.NotifyConfig(nil)); err != nil {
+		var te *notify.TemplateError
+		switch {
+		case errors.As(err, &te) && te.Step == "":
+			bad("notify-template", "%v", err)
+		case errors.As(err, &te):
+			bad("notify-template-"+string(te.Step), "%v", err)
+		default:
+			bad("notify-url", "%v", err)
+		}
+	}
 	if o.ScaleDownProtectionFor < 0 {
 		bad("scale-down-protection-after", "must not be negative, got %s", o.ScaleDownProtectionFor)
 	}
@@ -341,6 +374,19 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("workers must be at least 1, got %d", o.Workers))
 	}
 	return errors.Join(errs...)
+}
+
+// NotifyConfig is the configuration of the notifications; onResult counts
+// them.
+func (o *Options) NotifyConfig(onResult func(string)) notify.Config {
+	steps := map[notify.Step]string{}
+	for step, v := range o.NotifyStepTemplates {
+		if v != nil && *v != "" {
+			steps[step] = *v
+		}
+	}
+	return notify.Config{URLs: o.NotifyURLs, Template: o.NotifyTemplate, StepTemplates: steps,
+		Timeout: o.NotifyTimeout, OnResult: onResult}
 }
 
 func (o *Options) window() (*gates.Window, error) {

@@ -97,6 +97,10 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{[]string{"--drain-delay=-1s"}, "--drain-delay"},
 		{[]string{"--drain-delay=10m"}, "--drain-delay"},
 		{[]string{"--scale-down-protection-after=-1s"}, "--scale-down-protection-after"},
+		{[]string{"--notify-url=nosuchservice://x"}, "--notify-url"},
+		{[]string{"--notify-url=generic+http://127.0.0.1:1/x", "--notify-template={{.Nod}}"}, "--notify-template"},
+		{[]string{"--notify-url=generic+http://127.0.0.1:1/x", "--notify-template-reboot={{"}, "--notify-template-reboot"},
+		{[]string{"--notify-timeout=0s"}, "--notify-timeout"},
 		{[]string{"--kube-api-burst=0"}, "--kube-api-burst"},
 		{[]string{"--on-drain-failure=delete"}, "--on-drain-failure"},
 		{[]string{"--node-selector=a b c"}, "--node-selector"},
@@ -190,5 +194,18 @@ func TestGateFlags(t *testing.T) {
 	}
 	if d.DrainDelay != 30*time.Second || d.ScaleDownProtection || cfg.RecheckInterval != 10*time.Second {
 		t.Errorf("config %+v", cfg)
+	}
+}
+
+func TestNotifyFlags(t *testing.T) {
+	o, err := parse(t, nil, "--notify-url=generic+http://127.0.0.1:1/a", "--notify-url=generic+http://127.0.0.1:1/b",
+		"--notify-template={{.Step}} {{.Node}}", "--notify-template-failure=FAILED {{.Node}}", "--notify-timeout=3s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := o.NotifyConfig(nil)
+	if len(nc.URLs) != 2 || nc.Template != "{{.Step}} {{.Node}}" || nc.StepTemplates["failure"] != "FAILED {{.Node}}" ||
+		len(nc.StepTemplates) != 1 || nc.Timeout != 3*time.Second {
+		t.Errorf("notify config %+v", nc)
 	}
 }
