@@ -13,6 +13,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// The IANA time zones of --time-zone, also in images without
+	// /usr/share/zoneinfo.
+	_ "time/tzdata"
 
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"

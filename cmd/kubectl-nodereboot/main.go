@@ -1,0 +1,23 @@
+// Command kubectl-nodereboot is the kubectl plugin of nodereboot: with the
+// binary on PATH, `kubectl nodereboot status | request NODE | pause | resume
+// | history NODE`. It uses the kubeconfig the way kubectl does (KUBECONFIG,
+// --kubeconfig, --context, …). See docs/kubectl-plugin.md.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/nodereboot/nodereboot/pkg/plugin"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := plugin.Run(ctx, os.Args[1:], genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}, nil)
+	stop()
+	os.Exit(code)
+}
