@@ -19,6 +19,15 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 		{[]string{"--drain-timeout=soon"}, "--drain-timeout"},
 		{[]string{"--node-selector=!!"}, "--node-selector"},
 		{[]string{"extra-argument"}, "extra-argument"},
+		{[]string{"--time-zone=Europe/Atlantis"}, "--time-zone"},
+		{[]string{"--start-time=25:61"}, "--start-time"},
+		{[]string{"--end-time=5pm"}, "--end-time"},
+		{[]string{"--reboot-days=caturday"}, "--reboot-days"},
+		{[]string{"--blocking-pod-selector=a b"}, "--blocking-pod-selector"},
+		{[]string{"--prometheus-url=not a url"}, "--prometheus-url"},
+		{[]string{"--pre-reboot-node-labels=x"}, "--pre-reboot-node-labels"},
+		{[]string{"--notify-url=generic+http://127.0.0.1:1/x", "--notify-template-failure={{.Nope}}"}, "--notify-template-failure"},
+		{[]string{"--kube-api-qps=-1"}, "--kube-api-qps"},
 	} {
 		var stderr bytes.Buffer
 		code := run(context.Background(), tc.args, func(string) string { return "" }, &stderr)
@@ -39,6 +48,9 @@ func TestHelpAndVersionExit0(t *testing.T) {
 		}
 		if args[0] == "--help" && !strings.Contains(stderr.String(), "--leader-elect-resource-namespace") {
 			t.Errorf("help does not list the leader election flags: %s", stderr.String())
+		}
+		if args[0] == "--help" && strings.Contains(stderr.String(), "--testing-clock-offset") {
+			t.Errorf("help lists the hidden test flag: %s", stderr.String())
 		}
 	}
 }
