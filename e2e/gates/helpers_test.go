@@ -90,8 +90,6 @@ func setup(t *testing.T, nodes int, timeout time.Duration) *env {
 	return &env{t: t, h: h, ctx: ctx}
 }
 
-func nodeName(i int) string { return "node-" + strconv.Itoa(i) }
-
 // controller is a running controller with its metrics address.
 type controller struct {
 	*framework.Process
