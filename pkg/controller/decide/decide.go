@@ -326,7 +326,10 @@ func request(in Input) (requested bool, since time.Time, oldEnoughAt time.Time, 
 			continue
 		}
 		ltt := c.LastTransitionTime.Time
-		if at := ltt.Add(cfg.ConditionMinAge); at.After(in.Now) {
+		// Only a minimum age waits: the transition time is the node's
+		// clock, and one ahead of ours must not hold a condition that
+		// needs no age at all.
+		if at := ltt.Add(cfg.ConditionMinAge); cfg.ConditionMinAge > 0 && at.After(in.Now) {
 			if oldEnoughAt.IsZero() || at.Before(oldEnoughAt) {
 				oldEnoughAt = at
 			}

@@ -83,3 +83,33 @@ func TestWrongBootIDInAuthorizationIsNoReboot(t *testing.T) {
 		t.Fatalf("rebooted, no second record: %v, want MarkRebooted", a)
 	}
 }
+
+// Regression test (found by the controller-clock-5m-behind fault,
+// e2e/faults): with the controller's clock behind the node's, a reboot
+// condition's lastTransitionTime is in the controller's future, and with
+// the default --condition-min-age=0 the node waited "until the condition is
+// old enough" for as long as the clocks differ: the whole rollout stalled.
+// Without a minimum age there is nothing to wait for.
+func TestConditionFromTheFutureWithoutMinAge(t *testing.T) {
+	now := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+	cfg := &Config{Conditions: []string{contract.DefaultConditionType}, MaxConcurrent: 1, DrainTimeout: 10 * time.Minute,
+		OnDrainFailure: DrainFailureUncordon, RebootTimeout: 30 * time.Minute, MinRebootInterval: time.Hour}
+	ahead := now.Add(5 * time.Minute) // the node's clock
+	n := &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", Annotations: map[string]string{}},
+		Status: v1.NodeStatus{
+			NodeInfo: v1.NodeSystemInfo{BootID: "11111111-1111-1111-1111-111111111111"},
+			Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(now.Add(-time.Hour))},
+				{Type: contract.DefaultConditionType, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(ahead), LastHeartbeatTime: metav1.NewTime(ahead)}},
+		},
+	}
+	if a := Node(Input{Node: n, Config: cfg, Now: now}); a.Kind != Queue {
+		t.Fatalf("condition True (written by a clock 5m ahead), no minimum age: %v, want Queue", a)
+	}
+	// With a minimum age the condition's own time is all there is: it
+	// waits (the documented cost of a node clock ahead).
+	cfg.ConditionMinAge = time.Minute
+	if a := Node(Input{Node: n, Config: cfg, Now: now}); a.Kind != Wait || !a.Until.Equal(ahead.Add(time.Minute)) {
+		t.Fatalf("with --condition-min-age: %v, want Wait until %v", a, ahead.Add(time.Minute))
+	}
+}
