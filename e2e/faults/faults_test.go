@@ -1,16 +1,23 @@
 package faults
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/utils/ptr"
 
 	"github.com/nodereboot/nodereboot/e2e/harness"
+	"github.com/nodereboot/nodereboot/e2e/nodesim"
 	"github.com/nodereboot/nodereboot/e2e/observer"
 )
 
@@ -31,7 +38,242 @@ func TestFaults(t *testing.T) {
 		{name: "garbage-annotations", fast: true, inject: garbage},
 		{name: "pdb-never-allows-eviction", fast: true, args: []string{"--drain-timeout=10s", "--drain-failure-backoff=1h"},
 			setup: blockingPDB, recovered: givenBack("node-0")},
+
+		// The full suite (NODEREBOOT_FAULTS=full).
+		{name: "leader-killed-at-cordon", lostEvents: true, inject: killLeaderAt("Draining", 150*time.Millisecond)},
+		{name: "leader-killed-waiting-for-reboot", lostEvents: true, inject: killLeaderAt("Authorized", 500*time.Millisecond)},
+		{name: "leader-killed-at-uncordon", lostEvents: true, args: []string{"--post-reboot-soak=2s"}, inject: killLeaderAt("Rebooted", 2500*time.Millisecond)},
+		{name: "both-replicas-killed", lostEvents: true, inject: killBoth},
+		{name: "detector-down-for-the-rollout", args: []string{"--reboot-timeout=15s"}, setup: detectorDown, after: detectorBack},
+		{name: "etcd-restarted", inject: restartEtcd},
+		{name: "apiserver-unreachable-30s", runs: 2, inject: apiServerDown(30 * time.Second)},
+		{name: "pod-never-terminates", args: []string{"--drain-timeout=10s", "--drain-failure-backoff=1h"},
+			setup: stuckPod, recovered: givenBack("node-0")},
+		{name: "pdb-never-allows-eviction-hold", args: []string{"--drain-timeout=10s", "--on-drain-failure=hold"}, setup: blockingPDBHold},
+		{name: "pdb-never-allows-eviction-force-reboot", forceReboot: true, args: []string{"--drain-timeout=10s"}, setup: blockingPDBForce},
+		{name: "reboot-never-completes", args: []string{"--reboot-timeout=15s"}, setup: hangOneNode, after: unhang},
+		{name: "node-deleted-mid-rollout", inject: deleteNode},
+		{name: "node-added-mid-rollout", inject: addNode},
+		{name: "sentinel-back-right-after-the-reboot", setup: sentinelBack, after: sentinelBackChecked},
+		{name: "controller-clock-5m-ahead", args: []string{"--testing-clock-offset=5m"}},
+		{name: "controller-clock-5m-behind", runs: 2, args: []string{"--testing-clock-offset=-5m"}},
 	})
+}
+
+// killBoth SIGKILLs both replicas at once during a drain; both restart.
+func killBoth(r *run) {
+	node := r.waitState("Draining")
+	d := r.jitter(time.Second)
+	for _, p := range r.h.Controllers {
+		_ = p.Signal(syscall.SIGKILL)
+	}
+	for _, p := range r.h.Controllers {
+		<-p.Exited()
+	}
+	r.logf("SIGKILLed both replicas %s after %s reached Draining", d.Round(time.Millisecond), node)
+}
+
+// detectorDown stops the detector of one node for the whole rollout, after
+// it reported the reboot condition (written here, as it would have).
+func detectorDown(r *run) {
+	n := pick(r, r.rebootNodes())
+	n.Agent().Stop(5 * time.Second)
+	now := metav1.Now()
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{{
+		Type: "RebootRequired", Status: corev1.ConditionTrue, Reason: "SentinelPresent",
+		Message: "written before the detector went down", LastHeartbeatTime: now, LastTransitionTime: now,
+	}}}})
+	if _, err := r.h.Cluster.Client.CoreV1().Nodes().Patch(r.ctx, n.Name(), types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		r.t.Fatal(err)
+	}
+	r.target = n.Name()
+	r.expect.Outcomes[n.Name()] = observer.Failed
+	r.logf("stopped the detector of %s for the whole rollout", n.Name())
+}
+
+// detectorBack starts the detector again once the rollout ended (its node
+// Failed, RebootTimeout): the authorization was withdrawn, so it must not
+// reboot. Its first condition write after the start is the sync point.
+func detectorBack(r *run) {
+	n := r.h.Node(r.target)
+	started := time.Now()
+	if err := n.Agent().Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := r.h.Cluster.WaitForNode(r.ctx, n.Name(), func(node *corev1.Node) bool {
+		for _, c := range node.Status.Conditions {
+			if c.Type == "RebootRequired" {
+				return c.LastHeartbeatTime.Time.After(started.Add(-time.Second))
+			}
+		}
+		return false
+	}); err != nil {
+		r.t.Fatal(err)
+	}
+	if got := len(n.Reboots()); got != 0 {
+		r.t.Errorf("%s rebooted %d times after its authorization timed out", n.Name(), got)
+	}
+	r.logf("detector of %s back after the rollout: no reboot", n.Name())
+}
+
+// restartEtcd stops etcd and starts it again at a random moment of a drain
+// or of a reboot.
+func restartEtcd(r *run) {
+	state := pick(r, []string{"Draining", "Authorized"})
+	node := r.waitState(state)
+	d := r.jitter(time.Second)
+	c := r.h.Cluster
+	c.Etcd.Stop(10 * time.Second)
+	if err := c.Etcd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := c.WaitForAPIServer(r.ctx); err != nil {
+		r.t.Fatal(err)
+	}
+	r.logf("restarted etcd %s after %s reached %s", d.Round(time.Millisecond), node, state)
+}
+
+// apiServerDown stops the API server for a while (unreachable: the port is
+// closed) and starts it again on the same port.
+func apiServerDown(down time.Duration) func(r *run) {
+	return func(r *run) {
+		state := pick(r, []string{"Draining", "Authorized"})
+		node := r.waitState(state)
+		d := r.jitter(time.Second)
+		c := r.h.Cluster
+		c.APIServer.Stop(10 * time.Second)
+		time.Sleep(down) // the outage itself
+		if err := c.APIServer.Start(); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := c.WaitForAPIServer(r.ctx); err != nil {
+			r.t.Fatal(err)
+		}
+		r.logf("API server unreachable for %s from %s after %s reached %s", down, d.Round(time.Millisecond), node, state)
+	}
+}
+
+// stuckPod puts a pod on node-0 that never terminates (a finalizer nobody
+// removes): its eviction is accepted, the pod stays Terminating.
+func stuckPod(r *run) {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "stuck", Namespace: "demo", Finalizers: []string{"faults.nodereboot.io/never"}},
+		Spec: corev1.PodSpec{
+			NodeName:   "node-0",
+			Containers: []corev1.Container{{Name: "stuck", Image: "registry.k8s.io/pause:3.10"}},
+		},
+	}
+	if _, err := r.h.Cluster.Client.CoreV1().Pods("demo").Create(r.ctx, p, metav1.CreateOptions{}); err != nil {
+		r.t.Fatal(err)
+	}
+	r.expect.Outcomes["node-0"] = observer.GivenBack
+	r.t.Cleanup(func() {
+		patch := []byte(`{"metadata":{"finalizers":null}}`)
+		_, _ = r.h.Cluster.Client.CoreV1().Pods("demo").Patch(context.Background(), "stuck", types.MergePatchType, patch, metav1.PatchOptions{})
+	})
+	r.logf("a pod on node-0 with a finalizer nobody removes")
+}
+
+func blockingPDBHold(r *run) {
+	blockingPDB(r)
+	r.expect.Outcomes["node-0"] = observer.Failed
+}
+
+func blockingPDBForce(r *run) {
+	blockingPDB(r)
+	r.expect.Outcomes["node-0"] = observer.Rebooted
+}
+
+// hangOneNode makes the reboot of one node never complete.
+func hangOneNode(r *run) {
+	n := pick(r, r.rebootNodes())
+	n.HangReboots()
+	r.target = n.Name()
+	r.expect.Outcomes[n.Name()] = observer.Failed
+	r.logf("the reboot of %s never completes", n.Name())
+}
+
+// unhang lets the hung node boot after the rollout ended (it is Failed):
+// its late boot must change nothing but the boot ID.
+func unhang(r *run) {
+	n := r.h.Node(r.target)
+	n.UnhangReboots()
+	if _, err := n.WaitForReboots(r.ctx, 1); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.obs.WaitFor(r.ctx, "the late boot seen", func(v observer.View) bool { return v.Reboots(n.Name()) == 1 && v.Ready(n.Name()) }); err != nil {
+		r.t.Fatal(err)
+	}
+	r.logf("%s booted after the rollout ended", n.Name())
+}
+
+// deleteNode deletes a node (and its host) in the middle of its drain.
+func deleteNode(r *run) {
+	node := r.waitState(pick(r, []string{"Draining", "Authorized"}))
+	d := r.jitter(500 * time.Millisecond)
+	r.h.Node(node).Stop()
+	if err := r.h.Cluster.Client.CoreV1().Nodes().Delete(r.ctx, node, metav1.DeleteOptions{}); err != nil {
+		r.t.Fatal(err)
+	}
+	r.expect.Outcomes[node] = observer.Any
+	r.logf("deleted %s (and its host) %s into its step", node, d.Round(time.Millisecond))
+}
+
+// addNode adds a node that needs a reboot once the first reboot completed.
+func addNode(r *run) {
+	if err := r.obs.WaitFor(r.ctx, "a completed reboot", func(v observer.View) bool {
+		for _, n := range r.rebootNodes() {
+			if v.Events(n.Name(), "nodereboot-controller", "RebootCompleted") > 0 {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		r.t.Fatal(err)
+	}
+	name := fmt.Sprintf("node-%d", len(r.h.Nodes))
+	if err := r.h.Cluster.CreateNodes(r.ctx, name); err != nil {
+		r.t.Fatal(err)
+	}
+	n, err := r.h.AddHost(r.ctx, name)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.obs.AddHost(name, n.LogFile())
+	if err := n.CreateSentinel(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.expect.Outcomes[name] = observer.Rebooted
+	r.logf("added %s, which needs a reboot, after the first reboot completed", name)
+}
+
+// sentinelBack puts the sentinel back right after the first reboot of one
+// node (a second update arrived while it rebooted).
+func sentinelBack(r *run) {
+	n := pick(r, r.rebootNodes())
+	n.SetBootHook(func(n *nodesim.Node) error {
+		n.SetBootHook(nil)
+		return n.CreateSentinel()
+	})
+	r.target = n.Name()
+	r.logf("the sentinel of %s is back right after its reboot", n.Name())
+}
+
+// sentinelBackChecked: the controller saw the new request (written after the
+// boot: the detector's first write after its start has a fresh heartbeat)
+// and holds it for --min-reboot-interval: one reboot.
+func sentinelBackChecked(r *run) {
+	n := r.target
+	ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
+	defer cancel()
+	if err := r.obs.WaitFor(ctx, "RebootRequiredAgain on "+n, func(v observer.View) bool {
+		return v.Events(n, "nodereboot-controller", "RebootRequiredAgain") > 0
+	}); err != nil {
+		r.t.Error(err)
+	}
+	if got := len(r.h.Node(n).Reboots()); got != 1 {
+		r.t.Errorf("%s rebooted %d times, want 1 (the next reboot waits for --min-reboot-interval)", n, got)
+	}
 }
 
 // killLeaderAt SIGKILLs the leader when a node reaches state, after a
@@ -57,7 +299,7 @@ func gateOneNode(r *run) {
 	if err := n.ArmRebootGate(); err != nil {
 		r.t.Fatal(err)
 	}
-	r.gated = n.Name()
+	r.target = n.Name()
 }
 
 // killHeldDetector SIGKILLs the detector of the gated node after its
@@ -65,7 +307,7 @@ func gateOneNode(r *run) {
 // fails: the command never ran), and starts it again: it must issue the
 // reboot again, once.
 func killHeldDetector(r *run) {
-	n := r.h.Node(r.gated)
+	n := r.h.Node(r.target)
 	held, err := n.WaitHeldReboot(r.ctx)
 	if err != nil {
 		r.t.Fatal(err)

@@ -85,8 +85,8 @@ type run struct {
 	// supervisor restarts controller replicas that exit, as the kubelet
 	// restarts a container.
 	supervisor *supervisor
-	// gated is the node whose reboot request the gate holds.
-	gated string
+	// target is the node the fault is aimed at, when there is one.
+	target string
 }
 
 // result is one line of NODEREBOOT_FAULTS_RESULTS.
