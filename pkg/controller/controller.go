@@ -102,6 +102,9 @@ type Controller struct {
 	// conditions seen written in a later version (decide.Input.Fresh).
 	rebootRV map[string]uint64
 	fresh    map[string]map[string]bool
+	// written is, per node, the resourceVersion of the controller's last
+	// write to it, until the cache shows it.
+	written map[string]uint64
 	// pause watches the pause ConfigMap (nil: no pause).
 	pause *gates.PauseWatch
 	// podBlocks and alertBlock are the last blocking answers of the
@@ -147,6 +150,7 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 		rebootRV:     map[string]uint64{},
 		fresh:        map[string]map[string]bool{},
 		podBlocks:    map[string]decide.Block{},
+		written:      map[string]uint64{},
 		authBlocks:   map[string]string{},
 		admitBlocked: map[string]bool{},
 		nodeBlocked:  map[string]string{},
@@ -288,6 +292,24 @@ func (c *Controller) observe(n *v1.Node) {
 	}
 }
 
+// behindOwnWrite reports whether the cached node is older than the
+// controller's last write to it (and forgets the write once it is not).
+// Resource versions that do not parse as integers are not compared.
+func (c *Controller) behindOwnWrite(n *v1.Node) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.written[n.Name]
+	if !ok {
+		return false
+	}
+	rv, err := strconv.ParseUint(n.ResourceVersion, 10, 64)
+	if err == nil && rv < w {
+		return true
+	}
+	delete(c.written, n.Name)
+	return false
+}
+
 // observeConditions records the reboot conditions written in a version of
 // the node later than the one that marked it Rebooted: they are about the
 // new boot. Resource versions are opaque, but the API server's are etcd
@@ -365,6 +387,12 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	if c.behindOwnWrite(n) {
+		// The cache does not show our last write to this node yet: a
+		// decision now would be refused (409); the watch event of the
+		// write requeues the node.
+		return nil
+	}
 	in := c.input(n)
 	a := decide.Node(in)
 	if a.Kind == decide.Drain {
@@ -419,6 +447,7 @@ func (c *Controller) forget(node string) {
 	delete(c.podBlocks, node)
 	delete(c.nodeBlocked, node)
 	delete(c.authBlocks, node)
+	delete(c.written, node)
 }
 
 // input builds the decision input for a node, remembering when a
@@ -483,6 +512,9 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 	logger.Info("Node updated", "action", a.Kind, "message", a.Message)
 	c.mu.Lock()
 	delete(c.warned, n.Name)
+	if rv, err := strconv.ParseUint(written.ResourceVersion, 10, 64); err == nil {
+		c.written[n.Name] = rv
+	}
 	if a.Kind == decide.MarkRebooted {
 		// Conditions written after this version are about the new boot.
 		delete(c.fresh, n.Name)

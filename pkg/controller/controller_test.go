@@ -648,3 +648,28 @@ func TestConditionSeenWrittenAfterRebootCounts(t *testing.T) {
 		return reboots["n1"] == 2 && done(n)
 	}, "n1 rebooted again on a condition written after its reboot")
 }
+
+// A node whose cached version is older than the controller's own last write
+// to it is not decided on (the decision would be refused with a conflict);
+// once the cache shows the write, it is, and the write is forgotten.
+func TestBehindOwnWrite(t *testing.T) {
+	c := New(fake.NewClientset(), record.NewFakeRecorder(10), clock.RealClock{}, testConfig(1), NewMetrics(prometheus.NewRegistry()))
+	n := testNode("n1", false)
+	if c.behindOwnWrite(n) {
+		t.Fatal("behind without a write")
+	}
+	c.written["n1"] = 10
+	for _, tc := range []struct {
+		rv     string
+		behind bool
+	}{{"9", true}, {"9", true}, {"opaque", false}, {"11", false}} {
+		c.written["n1"] = 10
+		n.ResourceVersion = tc.rv
+		if got := c.behindOwnWrite(n); got != tc.behind {
+			t.Errorf("rv %s: behind %t, want %t", tc.rv, got, tc.behind)
+		}
+		if _, kept := c.written["n1"]; kept != tc.behind {
+			t.Errorf("rv %s: write remembered %t", tc.rv, kept)
+		}
+	}
+}

@@ -27,15 +27,16 @@ type Window struct {
 	spec       string
 }
 
-var dayNames = map[string]time.Weekday{}
-
-func init() {
+// parseDay parses a week day: su, sun or sunday (any case), and so on.
+func parseDay(s string) (time.Weekday, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
 	for d := time.Sunday; d <= time.Saturday; d++ {
 		full := strings.ToLower(d.String())
-		dayNames[full] = d
-		dayNames[full[:2]] = d
-		dayNames[full[:3]] = d
+		if s == full || s == full[:2] || s == full[:3] {
+			return d, true
+		}
 	}
+	return 0, false
 }
 
 // WindowError is a ParseWindow error; Flag names the setting at fault
@@ -70,8 +71,7 @@ func ParseWindow(days []string, start, end, zone string) (*Window, error) {
 	}
 	var names []string
 	for _, d := range days {
-		d = strings.ToLower(strings.TrimSpace(d))
-		wd, ok := dayNames[d]
+		wd, ok := parseDay(d)
 		if !ok {
 			return nil, &WindowError{WindowDays, fmt.Errorf("unknown day %q: want su, mo, tu, we, th, fr, sa (or sun…sat, or sunday…saturday)", d)}
 		}
