@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"time"
 
@@ -30,6 +31,8 @@ type recorder struct {
 	transitions []transition
 	waiters     map[*waiter]struct{}
 	out, maxOut int
+	outNodes    map[string]string // node → resourceVersion at which it was seen taken
+	maxOutNodes map[string]string // outNodes when maxOut was reached
 }
 
 type waiter struct {
@@ -44,7 +47,7 @@ type seen struct {
 }
 
 func startRecorder(ctx context.Context, client kubernetes.Interface) (*recorder, error) {
-	r := &recorder{waiters: map[*waiter]struct{}{}}
+	r := &recorder{waiters: map[*waiter]struct{}{}, outNodes: map[string]string{}}
 	f := informers.NewSharedInformerFactory(client, 0)
 	inf := f.Core().V1().Nodes().Informer()
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -90,12 +93,17 @@ func (r *recorder) update(o, n *corev1.Node) {
 			case os == "" && ns != "":
 				add("taken")
 				r.out++
-				r.maxOut = max(r.maxOut, r.out)
+				r.outNodes[n.Name] = n.ResourceVersion
+				if r.out > r.maxOut {
+					r.maxOut = r.out
+					r.maxOutNodes = maps.Clone(r.outNodes)
+				}
 			case ns == string(contract.StateAuthorized):
 				add("authorized")
 			case os != "" && ns == "":
 				add("done")
 				r.out--
+				delete(r.outNodes, n.Name)
 			}
 		}
 		if o.Status.NodeInfo.BootID != n.Status.NodeInfo.BootID {
@@ -165,11 +173,18 @@ func (r *recorder) since(t time.Time) []transition {
 	return out
 }
 
-// maxNodesOut is the largest number of nodes seen with a state at once.
+// maxNodesOut is the largest number of nodes seen with a state at once,
+// and which nodes they were (with the resource version of their take).
 func (r *recorder) maxNodesOut() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.maxOut
+}
+
+func (r *recorder) maxOutSet() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.maxOutNodes)
 }
 
 func hasCondition(status corev1.ConditionStatus) func(*corev1.Node) bool {

@@ -470,6 +470,10 @@ func benchScale(ctx context.Context, cfg config, res *Results) error {
 	busy, _ := sampleProc(ctrlPid)
 	res.value("scale", fmt.Sprintf("rollout of %d nodes, --max-concurrent %d, reboot %s", cfg.scaleNodes, cfg.scaleConcurrent, cfg.scaleReboot), time.Since(start).Seconds(), "s", "", "")
 	res.value("scale", "max nodes out at once", float64(rec.maxNodesOut()), "nodes", fmt.Sprintf("≤ %d", cfg.scaleConcurrent), "")
+	if rec.maxNodesOut() > cfg.scaleConcurrent {
+		res.Details["scale_max_out_nodes"] = rec.maxOutSet()
+		cfg.logf("more than --max-concurrent nodes seen out: %v (logs: %s)", rec.maxOutSet(), h.Cluster.LogDir)
+	}
 	res.value("footprint", fmt.Sprintf("controller RSS, idle, %d nodes", cfg.scaleNodes), idle.rssMiB, "MiB", "< 100 MiB at 5,000 nodes", "")
 	res.value("footprint", fmt.Sprintf("controller RSS after the rollout, %d nodes", cfg.scaleNodes), busy.rssMiB, "MiB", "", "")
 	return nil
