@@ -76,13 +76,17 @@ lint: $(LINT_STAMP)
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 
-## test-deps: Debian packages some tests need (dbus-daemon for the dbus reboot method)
+## test-deps: Debian packages some tests need: dbus-daemon (the dbus reboot
+## method) and prometheus (the alert gate against a real Prometheus)
 test-deps:
-	@if ! command -v dbus-daemon >/dev/null; then \
+	@missing=""; \
+	command -v dbus-daemon >/dev/null || missing="$$missing dbus"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo ">> installing dbus (dbus-daemon) for the dbus reboot tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dbus >/dev/null; \
-	  else echo ">> dbus-daemon missing: the dbus reboot tests will be skipped"; fi; \
+	    echo ">> installing$$missing for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo ">> missing$$missing: the tests that need them will be skipped"; fi; \
 	fi
 
 ## test-unit: unit tests (fake clientsets, no cluster)
