@@ -44,20 +44,36 @@ func TestFaults(t *testing.T) {
 		{name: "leader-killed-waiting-for-reboot", lostEvents: true, inject: killLeaderAt("Authorized", 500*time.Millisecond)},
 		{name: "leader-killed-at-uncordon", lostEvents: true, args: []string{"--post-reboot-soak=2s"}, inject: killLeaderAt("Rebooted", 2500*time.Millisecond)},
 		{name: "both-replicas-killed", lostEvents: true, inject: killBoth},
-		{name: "detector-down-for-the-rollout", args: []string{"--reboot-timeout=15s"}, setup: detectorDown, after: detectorBack},
+		{name: "detector-down-for-the-rollout", args: []string{"--reboot-timeout=15s"}, setup: detectorDown, after: detectorBack,
+			recovered: targetIn("Failed")},
 		{name: "etcd-restarted", inject: restartEtcd},
 		{name: "apiserver-unreachable-30s", runs: 2, inject: apiServerDown(30 * time.Second)},
 		{name: "pod-never-terminates", args: []string{"--drain-timeout=10s", "--drain-failure-backoff=1h"},
 			setup: stuckPod, recovered: givenBack("node-0")},
-		{name: "pdb-never-allows-eviction-hold", args: []string{"--drain-timeout=10s", "--on-drain-failure=hold"}, setup: blockingPDBHold},
-		{name: "pdb-never-allows-eviction-force-reboot", forceReboot: true, args: []string{"--drain-timeout=10s"}, setup: blockingPDBForce},
-		{name: "reboot-never-completes", args: []string{"--reboot-timeout=15s"}, setup: hangOneNode, after: unhang},
+		{name: "pdb-never-allows-eviction-hold", args: []string{"--drain-timeout=10s", "--on-drain-failure=hold"}, setup: blockingPDBHold,
+			recovered: func(r *run, v observer.View) bool { s, _ := v.State("node-0"); return s == "Failed" }},
+		{name: "pdb-never-allows-eviction-force-reboot", forceReboot: true, args: []string{"--drain-timeout=10s"}, setup: blockingPDBForce,
+			recovered: func(r *run, v observer.View) bool { return v.Reboots("node-0") > 0 }},
+		{name: "reboot-never-completes", args: []string{"--reboot-timeout=15s"}, setup: hangOneNode, after: unhang,
+			recovered: targetIn("Failed")},
 		{name: "node-deleted-mid-rollout", inject: deleteNode},
-		{name: "node-added-mid-rollout", inject: addNode},
-		{name: "sentinel-back-right-after-the-reboot", setup: sentinelBack, after: sentinelBackChecked},
+		{name: "node-added-mid-rollout", inject: addNode,
+			recovered: func(r *run, v observer.View) bool { s, _ := v.State(r.target); return v.Reboots(r.target) > 0 && s == "" }},
+		{name: "sentinel-back-right-after-the-reboot", setup: sentinelBack, after: sentinelBackChecked,
+			recovered: func(r *run, v observer.View) bool {
+				return v.Events(r.target, "nodereboot-controller", "RebootRequiredAgain") > 0
+			}},
 		{name: "controller-clock-5m-ahead", args: []string{"--testing-clock-offset=5m"}},
 		{name: "controller-clock-5m-behind", runs: 2, args: []string{"--testing-clock-offset=-5m"}},
 	})
+}
+
+// targetIn: recovered once the fault's target node reached the state.
+func targetIn(state string) func(r *run, v observer.View) bool {
+	return func(r *run, v observer.View) bool {
+		s, _ := v.State(r.target)
+		return s == state
+	}
 }
 
 // killBoth SIGKILLs both replicas at once during a drain; both restart.
@@ -244,6 +260,7 @@ func addNode(r *run) {
 		r.t.Fatal(err)
 	}
 	r.expect.Outcomes[name] = observer.Rebooted
+	r.target = name
 	r.logf("added %s, which needs a reboot, after the first reboot completed", name)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -492,7 +493,30 @@ func (n *Node) reboot(ctx context.Context) error {
 	return nil
 }
 
+// retry runs a write of the simulated host until it succeeds, as a kubelet
+// keeps posting its status: a reboot does not wait for the API server, and
+// a write that fails while it is down is made once it is back.
+func retry(ctx context.Context, write func(context.Context) error) error {
+	delay := 100 * time.Millisecond
+	for {
+		err := write(ctx)
+		if err == nil || apierrors.IsNotFound(err) {
+			return err // a deleted node stays deleted
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
 func (n *Node) patchPoweredOff(ctx context.Context, on bool) error {
+	return retry(ctx, func(ctx context.Context) error { return n.writePoweredOff(ctx, on) })
+}
+
+func (n *Node) writePoweredOff(ctx context.Context, on bool) error {
 	var value any // JSON null removes the annotation
 	if on {
 		value = "true"
@@ -502,8 +526,13 @@ func (n *Node) patchPoweredOff(ctx context.Context, on bool) error {
 	return err
 }
 
-// patchStatus writes the boot ID and the Ready condition as a kubelet would.
+// patchStatus writes the boot ID and the Ready condition as a kubelet would,
+// until it succeeds.
 func (n *Node) patchStatus(ctx context.Context, bootID string, ready bool) error {
+	return retry(ctx, func(ctx context.Context) error { return n.writeStatus(ctx, bootID, ready) })
+}
+
+func (n *Node) writeStatus(ctx context.Context, bootID string, ready bool) error {
 	now := metav1.Now()
 	cond := corev1.NodeCondition{
 		Type: corev1.NodeReady, Status: corev1.ConditionFalse,

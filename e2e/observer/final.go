@@ -8,6 +8,9 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Outcome is what a node must have come to by the end of a rollout.
@@ -74,9 +77,13 @@ func (o *Observer) Finish(ctx context.Context, exp Expect) Report {
 	// Events reach the API server after the writes they announce: wait for
 	// them (a missing one is reported when ctx ends).
 	_ = o.WaitFor(ctx, "the events of every step", func(View) bool { return len(o.missingEvents()) == 0 })
+	pods := o.listPods(ctx)
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.reconcilePods(pods)
+	o.checkOutReplay()
 	o.checkReboots(true)
+	o.checkDrained()
 	o.checkDeclaredReboots()
 	o.checkRebootRequests()
 	var rep Report
@@ -98,6 +105,37 @@ func (o *Observer) Finish(ctx context.Context, exp Expect) Report {
 		rep.Reboots += len(rs)
 	}
 	return rep
+}
+
+// listPods is a consistent list of the pods now (nil without a client or
+// on an error).
+func (o *Observer) listPods(ctx context.Context) map[types.UID]bool {
+	if o.cfg.Client == nil {
+		return nil
+	}
+	list, err := o.cfg.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		o.logf("observer: cannot list the pods: %v", err)
+		return nil
+	}
+	uids := make(map[types.UID]bool, len(list.Items))
+	for _, p := range list.Items {
+		uids[p.UID] = true
+	}
+	return uids
+}
+
+// reconcilePods: a pod the watch still shows but that is gone now was
+// deleted while the watch was behind; when is unknown. o.mu is held.
+func (o *Observer) reconcilePods(now map[types.UID]bool) {
+	if now == nil {
+		return
+	}
+	for uid, pd := range o.pods {
+		if pd.goneRV == 0 && !pd.goneUnknown && !now[uid] {
+			pd.goneUnknown = true
+		}
+	}
 }
 
 // checkDeclaredReboots is I6: every move to Rebooted names a boot that a

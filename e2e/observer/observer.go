@@ -95,6 +95,10 @@ type version struct {
 	bootID        string
 	ready         bool
 	deleted       bool
+	// afterGap: the first version seen after the node watch broke (a
+	// relist): versions between the previous one and this one may have
+	// been missed, so the node's state in between is not known.
+	afterGap bool
 }
 
 func (v version) state() (string, bool) {
@@ -149,10 +153,13 @@ type Observer struct {
 	outLog     []string
 	notes      []string // observations that are not violations
 	progress   int      // state changes seen
+	// gap names the nodes whose next version follows a broken node watch.
+	gap map[string]bool
 
-	poke chan struct{}
-	done chan struct{}
-	stop context.CancelFunc
+	poke   chan struct{}
+	done   chan struct{}
+	stop   context.CancelFunc
+	podInf cache.SharedIndexInformer
 }
 
 func (o *Observer) logf(format string, args ...any) {
@@ -171,7 +178,7 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 		cfg: cfg, changed: make(chan struct{}),
 		nodes: map[string][]version{}, pods: map[types.UID]*pod{}, events: map[types.UID]event{},
 		hosts: map[string]string{}, logSizes: map[string]int64{}, reboots: map[string][]Reboot{},
-		checked: map[string]bool{}, out: map[string]bool{},
+		checked: map[string]bool{}, out: map[string]bool{}, gap: map[string]bool{},
 		poke: make(chan struct{}, 1), done: make(chan struct{}), stop: cancel,
 	}
 	strip := func(obj any) (any, error) {
@@ -197,6 +204,20 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 			return nil, err
 		}
 	}
+	// A broken node watch means a relist: the next version of every node
+	// may skip versions in between (see version.afterGap).
+	if err := nodeInf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+		o.mu.Lock()
+		for name := range o.nodes {
+			o.gap[name] = true
+		}
+		o.mu.Unlock()
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+	}); err != nil {
+		cancel()
+		return nil, err
+	}
+	o.podInf = podInf
 	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { o.onNode(obj, false) },
 		UpdateFunc: func(_, obj any) { o.onNode(obj, false) },
@@ -318,9 +339,12 @@ func (o *Observer) onNode(obj any, deleted bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	hist := o.nodes[n.Name]
+	gap := o.gap[n.Name]
+	delete(o.gap, n.Name)
 	if len(hist) > 0 && !deleted && hist[len(hist)-1].rv == v.rv {
-		return
+		return // unchanged (a relist): nothing was missed
 	}
+	v.afterGap = gap && len(hist) > 0
 	if len(hist) == 0 || hist[len(hist)-1].ann[annState] != v.ann[annState] || deleted {
 		o.progress++
 	}
@@ -330,7 +354,9 @@ func (o *Observer) onNode(obj any, deleted bool) {
 	o.wake()
 }
 
-// checkOut is I1, at every node change.
+// checkOut is I1, at every node change, as the watch delivers them. A
+// relist delivers the nodes in no particular order, so what it finds here is
+// provisional: checkOutReplay decides, in resource-version order.
 func (o *Observer) checkOut(node string, v version) {
 	was := o.out[node]
 	now := v.ours()
@@ -352,7 +378,63 @@ func (o *Observer) checkOut(node string, v version) {
 		o.maxOut = len(names)
 	}
 	if now && len(names) > o.cfg.MaxConcurrent {
-		o.violate("I1", node, "%d nodes out at once (max-concurrent %d): %v", len(names), o.cfg.MaxConcurrent, names)
+		o.logf("observer: %d nodes out at once as delivered (max-concurrent %d): %v; checked again in resource-version order at the end",
+			len(names), o.cfg.MaxConcurrent, names)
+	}
+}
+
+// checkOutReplay is I1: it replays every observed node version in
+// resource-version order (one sequence for all objects of the cluster) and
+// counts the nodes out at each. Where a node watch broke, the node counts as
+// out between its two versions around the gap only if it was out at both:
+// no violation is claimed from versions the watch may have skipped. o.mu is
+// held.
+func (o *Observer) checkOutReplay() {
+	type point struct {
+		rv   uint64
+		node string
+		out  bool
+	}
+	var pts []point
+	for name, hist := range o.nodes {
+		for i, v := range hist {
+			if v.afterGap && i > 0 {
+				pts = append(pts, point{hist[i-1].rv + 1, name, hist[i-1].ours() && v.ours()})
+			}
+			pts = append(pts, point{v.rv, name, v.ours()})
+		}
+	}
+	// Same version: leaving first, so that only a certain overlap counts.
+	sort.SliceStable(pts, func(i, j int) bool {
+		if pts[i].rv != pts[j].rv {
+			return pts[i].rv < pts[j].rv
+		}
+		return !pts[i].out && pts[j].out
+	})
+	out := map[string]bool{}
+	reported := false
+	o.maxOut = 0
+	for _, p := range pts {
+		if p.out {
+			out[p.node] = true
+		} else {
+			delete(out, p.node)
+		}
+		o.maxOut = max(o.maxOut, len(out))
+		if len(out) > o.cfg.MaxConcurrent {
+			if !reported {
+				var names []string
+				for n := range out {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				o.violate("I1", p.node, "%d nodes out at once at resource version %d (max-concurrent %d): %v",
+					len(names), p.rv, o.cfg.MaxConcurrent, names)
+			}
+			reported = true
+		} else {
+			reported = false
+		}
 	}
 }
 

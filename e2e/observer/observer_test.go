@@ -24,7 +24,7 @@ func testObserver(max int) *Observer {
 		cfg: Config{MaxConcurrent: max}, changed: make(chan struct{}),
 		nodes: map[string][]version{}, pods: map[types.UID]*pod{}, events: map[types.UID]event{},
 		hosts: map[string]string{}, logSizes: map[string]int64{}, reboots: map[string][]Reboot{},
-		checked: map[string]bool{}, out: map[string]bool{}, poke: make(chan struct{}, 1),
+		checked: map[string]bool{}, out: map[string]bool{}, gap: map[string]bool{}, poke: make(chan struct{}, 1),
 	}
 }
 
@@ -68,7 +68,9 @@ func TestCleanPassHasNoViolation(t *testing.T) {
 	cleanPass(o, "n1", 10)
 	o.pods["p"] = &pod{key: "ns/p", node: "n1", mustEvict: true, firstRV: 5, goneRV: 12}
 	o.pods["ds"] = &pod{key: "ns/ds", node: "n1", mustEvict: false, firstRV: 5}
+	o.checkOutReplay()
 	o.checkReboots(true)
+	o.checkDrained()
 	o.checkDeclaredReboots()
 	if got := invariants(o); got != "" {
 		t.Fatalf("violations %s: %v", got, o.violations)
@@ -79,15 +81,60 @@ func TestI1TooManyOut(t *testing.T) {
 	o := testObserver(1)
 	o.onNode(nodeAt("n1", 10, bootA, true, annState+"="+stateDraining), false)
 	o.onNode(nodeAt("n2", 11, bootA, true, annCordonedByUs+"=true"), false)
-	if got := invariants(o); got != "I1" {
-		t.Fatalf("violations %q, want I1", got)
+	o.checkOutReplay()
+	if got := invariants(o); got != "I1" || o.maxOut != 2 {
+		t.Fatalf("violations %q, max out %d, want I1 and 2", got, o.maxOut)
 	}
 	// An invalid state of a user does not count; the controller's does.
 	o = testObserver(1)
 	o.onNode(nodeAt("n1", 10, bootA, false, annState+"=bogus"), false)
 	o.onNode(nodeAt("n2", 11, bootA, true, annState+"="+stateFailed), false)
+	o.checkOutReplay()
 	if got := invariants(o); got != "" {
 		t.Fatalf("violations %q, want none", got)
+	}
+}
+
+// A relist delivers nodes in no particular order: n2 taken (rv 21) arrives
+// before n1 given back (rv 20). In resource-version order they never
+// overlap.
+func TestI1RelistOrder(t *testing.T) {
+	o := testObserver(1)
+	o.onNode(nodeAt("n1", 10, bootA, true, annState+"="+stateDraining), false)
+	o.onNode(nodeAt("n2", 11, bootA, false), false)
+	o.gap["n1"], o.gap["n2"] = true, true
+	o.onNode(nodeAt("n2", 21, bootA, true, annState+"="+stateDraining), false)
+	o.onNode(nodeAt("n1", 20, bootA, false), false)
+	o.checkOutReplay()
+	if got := invariants(o); got != "" {
+		t.Fatalf("violations %q, want none", got)
+	}
+}
+
+// Across a gap of the watch, a node that was out before and not after may
+// have left at any version in between: no overlap is claimed; one that was
+// out on both sides was out throughout.
+func TestI1AcrossAGap(t *testing.T) {
+	// n1 out before and after the gap: out throughout; n2 out inside it.
+	o := testObserver(1)
+	o.onNode(nodeAt("n1", 10, bootA, true, annState+"="+stateDraining), false)
+	o.onNode(nodeAt("n2", 15, bootA, true, annState+"="+stateDraining), false)
+	o.onNode(nodeAt("n2", 16, bootA, false), false)
+	o.gap["n1"] = true
+	o.onNode(nodeAt("n1", 30, bootA, true, annState+"="+stateAuthorized), false)
+	o.checkOutReplay()
+	if got := invariants(o); got != "I1" {
+		t.Fatalf("violations %q, want I1", got)
+	}
+	// n1 out before the gap only: it may have left at any version in it.
+	o = testObserver(1)
+	o.onNode(nodeAt("n1", 10, bootA, true, annState+"="+stateDraining), false)
+	o.gap["n1"] = true
+	o.onNode(nodeAt("n1", 30, bootA, false), false)
+	o.onNode(nodeAt("n2", 25, bootA, true, annState+"="+stateDraining), false)
+	o.checkOutReplay()
+	if got := invariants(o); got != "" {
+		t.Fatalf("violations %q, want none: n1 may have left before rv 25", got)
 	}
 }
 
@@ -122,6 +169,7 @@ func TestI2PodLeftAtTheAuthorization(t *testing.T) {
 	cleanPass(o, "n1", 10)
 	o.pods["p"] = &pod{key: "ns/p", node: "n1", mustEvict: true, firstRV: 5, goneRV: 20} // gone after the authorization (rv 13)
 	o.checkReboots(true)
+	o.checkDrained()
 	if got := invariants(o); got != "I2" {
 		t.Fatalf("violations %q, want I2", got)
 	}
@@ -131,6 +179,7 @@ func TestI2PodLeftAtTheAuthorization(t *testing.T) {
 	cleanPass(o, "n1", 10)
 	o.pods["p"] = &pod{key: "ns/p", node: "n1", mustEvict: true, firstRV: 5}
 	o.checkReboots(true)
+	o.checkDrained()
 	if got := invariants(o); got != "" {
 		t.Fatalf("violations %q with ForceReboot, want none", got)
 	}

@@ -1,0 +1,119 @@
+// Command report turns the results of the fault suite (the JSON lines that
+// NODEREBOOT_FAULTS_RESULTS collects, one per run) into the Markdown table
+// of docs/reliability.md:
+//
+//	NODEREBOOT_FAULTS=full NODEREBOOT_FAULTS_RESULTS=/tmp/faults.jsonl go test -timeout 90m ./e2e/faults/
+//	go run ./e2e/faults/report < /tmp/faults.jsonl
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// result is the part of a run's line the table shows (e2e/faults writes it).
+type result struct {
+	Fault           string            `json:"fault"`
+	Passed          bool              `json:"passed"`
+	RolloutSeconds  float64           `json:"rolloutSeconds"`
+	RecoverySeconds float64           `json:"recoverySeconds"`
+	Violations      []string          `json:"violations"`
+	LostEvents      []string          `json:"lostEvents"`
+	LeftCordoned    []string          `json:"leftCordoned"`
+	NotReady        []string          `json:"notReady"`
+	Failed          map[string]string `json:"failed"`
+	Reboots         int               `json:"reboots"`
+	MaxOut          int               `json:"maxOut"`
+}
+
+func main() {
+	if err := run(os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+}
+
+func run(in io.Reader, out io.Writer) error {
+	byFault := map[string][]result{}
+	var order []string
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var r result
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return err
+		}
+		if _, ok := byFault[r.Fault]; !ok {
+			order = append(order, r.Fault)
+		}
+		byFault[r.Fault] = append(byFault[r.Fault], r)
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "| fault | runs | invariant violations | nodes lost or left cordoned | failed with a reason | lost events | time to recover (median / max) | rollout (median) | max out |")
+	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, f := range order {
+		rs := byFault[f]
+		var violations, lost int
+		var recov, roll []float64
+		left, failed := map[string]bool{}, map[string]bool{}
+		maxOut := 0
+		for _, r := range rs {
+			violations += len(r.Violations)
+			lost += len(r.LostEvents)
+			recov = append(recov, r.RecoverySeconds)
+			roll = append(roll, r.RolloutSeconds)
+			for _, n := range r.LeftCordoned {
+				left["cordoned "+n] = true
+			}
+			for _, n := range r.NotReady {
+				if _, f := r.Failed[n]; !f {
+					left["lost "+n] = true
+				}
+			}
+			for _, reason := range r.Failed {
+				failed[reason] = true
+			}
+			maxOut = max(maxOut, r.MaxOut)
+		}
+		fmt.Fprintf(out, "| %s | %d | %d | %s | %s | %d | %.1f s / %.1f s | %.1f s | %d |\n",
+			f, len(rs), violations, list(left, "0"), list(failed, "—"), lost,
+			median(recov), maxOf(recov), median(roll), maxOut)
+	}
+	return nil
+}
+
+func list(m map[string]bool, none string) string {
+	if len(m) == 0 {
+		return none
+	}
+	var s []string
+	for k := range m {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return strings.Join(s, ", ")
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func maxOf(xs []float64) float64 {
+	m := 0.0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
