@@ -58,7 +58,10 @@ func TestFaults(t *testing.T) {
 			recovered: targetIn("Failed")},
 		{name: "node-deleted-mid-rollout", inject: deleteNode},
 		{name: "node-added-mid-rollout", inject: addNode,
-			recovered: func(r *run, v observer.View) bool { s, _ := v.State(r.target); return v.Reboots(r.target) > 0 && s == "" }},
+			recovered: func(r *run, v observer.View) bool {
+				s, _ := v.State(r.target)
+				return v.Reboots(r.target) > 0 && s == ""
+			}},
 		{name: "sentinel-back-right-after-the-reboot", setup: sentinelBack, after: sentinelBackChecked,
 			recovered: func(r *run, v observer.View) bool {
 				return v.Events(r.target, "nodereboot-controller", "RebootRequiredAgain") > 0
