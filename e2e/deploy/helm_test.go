@@ -57,6 +57,15 @@ controller:
     on-drain-failure: hold
     post-reboot-soak: 2m
     leader-elect-resource-name: nodereboot-blue
+    reboot-days: [sa, su]
+    start-time: "22:00"
+    end-time: "04:00"
+    time-zone: Europe/Berlin
+    # Items with commas: one flag each.
+    blocking-pod-selector: ["app=batch,tier!=web", example.com/no-reboot]
+    pre-reboot-node-labels: [example.com/rebooting=true, example.com/pool=blue]
+    notify-url: ["generic+https://hooks.example.com/a?x=1,2", "generic+https://hooks.example.com/b"]
+    notify-template-failure: "{{ .Node }} failed: {{ .Message }}"
     # The health endpoints on the metrics port (the controller allows it).
     health-probe-bind-address: ":8080"
   podDisruptionBudget:
@@ -151,6 +160,13 @@ func TestHelmInstall(t *testing.T) {
 			co.NodeSelector != "nodereboot.io/pool=blue" || co.DrainTimeout != 20*time.Minute || co.DrainGracePeriod != 60 ||
 			co.OnDrainFailure != "hold" || co.PostRebootSoak != 2*time.Minute || co.LeaderElection.ResourceName != "nodereboot-blue" {
 			t.Errorf("controller options from the values: %+v", *co)
+		}
+		if !slices.Equal(co.RebootDays, []string{"sa", "su"}) || co.StartTime != "22:00" || co.EndTime != "04:00" || co.TimeZone != "Europe/Berlin" ||
+			!slices.Equal(co.BlockingPodSelectors, []string{"app=batch,tier!=web", "example.com/no-reboot"}) ||
+			!slices.Equal(co.PreRebootNodeLabels, []string{"example.com/rebooting=true", "example.com/pool=blue"}) ||
+			!slices.Equal(co.NotifyURLs, []string{"generic+https://hooks.example.com/a?x=1,2", "generic+https://hooks.example.com/b"}) ||
+			*co.NotifyStepTemplates["failure"] != "{{ .Node }} failed: {{ .Message }}" {
+			t.Errorf("controller gate options from the values: %+v", *co)
 		}
 		if len(cc.Ports) != 1 || cc.Ports[0].Name != "metrics" || cc.LivenessProbe.HTTPGet.Port.String() != "metrics" {
 			t.Errorf("controller on one port: ports %+v, liveness %+v", cc.Ports, cc.LivenessProbe)

@@ -329,13 +329,18 @@ func detectorOptions() *dopts.Options {
 	return o
 }
 
+// The options are bound to a throwaway flag set, as AddFlags completes them
+// (the --notify-template-STEP values), so that they compare equal to parsed
+// ones.
 func controllerOptions() *copts.Options {
-	return copts.New(func(k string) string {
+	o := copts.New(func(k string) string {
 		if k == "POD_NAMESPACE" {
 			return systemNS
 		}
 		return ""
 	})
+	o.AddFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError))
+	return o
 }
 
 // parseDetector parses and validates a detector container's args with the

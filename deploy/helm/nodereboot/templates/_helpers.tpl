@@ -28,11 +28,18 @@ numbers without exponent. */}}
 {{- end -}}
 {{- end }}
 
-{{/* The container args for a map of flags (sorted by name); null and ""
-values are left out. */}}
+{{/* The container args for a map of flags (sorted by name); null, "" and
+[] values are left out. A list gives the flag once per item (in order), which
+both kinds of list flag take: the comma-separated ones append, and the
+repeatable ones (--blocking-pod-selector, --notify-url, whose items may hold
+commas) need it. */}}
 {{- define "nodereboot.args" -}}
 {{- range $name, $value := . }}
-{{- if not (or (kindIs "invalid" $value) (and (kindIs "string" $value) (eq $value ""))) }}
+{{- if kindIs "slice" $value }}
+{{- range $value }}
+- {{ printf "--%s=%s" $name (include "nodereboot.flagValue" .) | quote }}
+{{- end }}
+{{- else if not (or (kindIs "invalid" $value) (and (kindIs "string" $value) (eq $value ""))) }}
 - {{ printf "--%s=%s" $name (include "nodereboot.flagValue" $value) | quote }}
 {{- end }}
 {{- end }}
