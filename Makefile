@@ -33,7 +33,7 @@ E2E_TIMEOUT  ?= 30m
 UNIT_TIMEOUT ?= 10m
 NODES        ?= 3
 
-.PHONY: build test test-unit test-e2e test-deps lint lint-chart tools helm cluster demo bench image clean
+.PHONY: build test test-unit test-e2e test-faults test-deps lint lint-chart tools helm cluster demo bench image clean
 
 ## build: the two binaries, bin/nodereboot-detector and bin/nodereboot-controller
 build:
@@ -96,6 +96,11 @@ test-unit:
 ## test-e2e: tests against the real local control plane
 test-e2e: tools helm build test-deps
 	$(GO) test -timeout $(E2E_TIMEOUT) -p 2 ./e2e/...
+
+## test-faults: the whole fault-injection suite, several seeded runs of every
+## fault (docs/reliability.md; make test runs a fast subset)
+test-faults: tools build
+	NODEREBOOT_FAULTS=full $(GO) test -timeout 90m -v ./e2e/faults/
 
 ## test: everything CI runs
 test: lint test-unit test-e2e
