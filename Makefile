@@ -95,7 +95,7 @@ test-unit:
 
 ## test-e2e: tests against the real local control plane
 test-e2e: tools helm build test-deps
-	$(GO) test -timeout $(E2E_TIMEOUT) -p 2 ./e2e/...
+	$(GO) test -timeout $(E2E_TIMEOUT) -p 2 ./e2e/... ./bench/...
 
 ## test-faults: the whole fault-injection suite, several seeded runs of every
 ## fault (docs/reliability.md; make test runs a fast subset)
