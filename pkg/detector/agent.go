@@ -140,7 +140,7 @@ func (a *agent) sync(ctx context.Context) time.Duration {
 		if wait := a.nextAttempt.Sub(a.clock.Now()); wait > 0 {
 			return minPositive(retry, wait)
 		}
-		if next := a.reboot(ctx, d.Resume); next > 0 {
+		if next := a.reboot(ctx, d.Resume, node.ResourceVersion); next > 0 {
 			retry = minPositive(retry, next)
 		}
 	}
@@ -150,16 +150,29 @@ func (a *agent) sync(ctx context.Context) time.Duration {
 	return retry
 }
 
+// conflictRetry is how soon a commitment that lost a race with another
+// write of the node is tried again (if the informer has not delivered the
+// newer version by then).
+const conflictRetry = 200 * time.Millisecond
+
 // reboot records the reboot on the node, then asks for it. It returns when
-// to try again after a failure, 0 after a success.
-func (a *agent) reboot(ctx context.Context, resume bool) time.Duration {
+// to try again after a failure, 0 after a success. rv is the resourceVersion
+// of the node the decision was made on.
+func (a *agent) reboot(ctx context.Context, resume bool, rv string) time.Duration {
 	logger := klog.FromContext(ctx)
-	if !resume {
-		// Written before the reboot: after the boot, an older boot ID here
-		// proves the reboot happened.
-		if err := a.setRebooting(ctx, &a.bootID); err != nil {
-			return a.writeFailed(ctx, err)
+	// The commitment: rebooting=<current boot ID>, written before the
+	// reboot (after the boot, an older boot ID here proves the reboot
+	// happened) and only if the node is still the version whose
+	// authorization the decision read. Without that precondition an
+	// authorization withdrawn (or changed) after the read would still be
+	// acted on. When resuming, the annotation is already there: the same
+	// write changes nothing but still checks the precondition.
+	if err := a.setRebooting(ctx, &a.bootID, rv); err != nil {
+		if apierrors.IsConflict(err) {
+			logger.V(2).Info("The node changed since the reboot was decided; deciding again", "resourceVersion", rv)
+			return conflictRetry
 		}
+		return a.writeFailed(ctx, err)
 	}
 	msg := fmt.Sprintf("Rebooting: %s equals the current boot ID %s", contract.AnnotationRebootAuthorized, a.bootID)
 	if resume {
@@ -194,9 +207,14 @@ func (a *agent) writeFailed(ctx context.Context, err error) time.Duration {
 
 // setRebooting sets (value != nil) or removes nodereboot.io/rebooting with a
 // merge patch of the node's metadata: the only annotation the detector
-// writes.
-func (a *agent) setRebooting(ctx context.Context, value *string) error {
-	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]*string{contract.AnnotationRebooting: value}}})
+// writes. A non-empty rv makes the API server refuse the patch (409
+// Conflict) if the node changed since that version.
+func (a *agent) setRebooting(ctx context.Context, value *string, rv ...string) error {
+	meta := map[string]any{"annotations": map[string]*string{contract.AnnotationRebooting: value}}
+	if len(rv) > 0 && rv[0] != "" {
+		meta["resourceVersion"] = rv[0]
+	}
+	body, err := json.Marshal(map[string]any{"metadata": meta})
 	if err != nil {
 		return err
 	}

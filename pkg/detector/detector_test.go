@@ -2,6 +2,7 @@ package detector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -652,10 +654,94 @@ func TestResumeInterruptedReboot(t *testing.T) {
 		t.Fatal("the interrupted reboot was not issued again")
 	}
 	h.expectEvent("Normal Rebooting")
+	// The only write is the commitment again: the same value, with the
+	// node's resourceVersion as precondition (it changes nothing).
 	for _, a := range h.client.Actions() {
-		if a.GetVerb() == "patch" {
-			t.Fatalf("unexpected patch %v", a)
+		if a.GetVerb() != "patch" {
+			continue
 		}
+		want := `{"metadata":{"annotations":{"` + contract.AnnotationRebooting + `":"` + bootA + `"}`
+		if p := string(a.(k8stesting.PatchAction).GetPatch()); !strings.HasPrefix(p, want) {
+			t.Fatalf("unexpected patch %s", p)
+		}
+	}
+	if got := h.node().Annotations[contract.AnnotationRebooting]; got != bootA {
+		t.Fatalf("%s = %q", contract.AnnotationRebooting, got)
+	}
+}
+
+// Regression test (found by the garbage-annotations fault, e2e/faults): the
+// detector read reboot-authorized = its boot ID, then somebody changed the
+// authorization (a user's garbage; the controller withdrawing it after a
+// timeout) before the detector wrote its rebooting annotation, and the
+// detector rebooted anyway on what it had read. The commitment now carries
+// the resourceVersion the decision was made on: the API server refuses it
+// when the node changed, and the detector decides again on the new version.
+func TestRebootCommitmentLosesToAConcurrentChange(t *testing.T) {
+	var mu sync.Mutex
+	raced := false
+	h := start(t, harnessOpts{detection: false, node: func() *v1.Node {
+		n := newNode(nil)
+		n.ResourceVersion = "10"
+		return n
+	}(), setup: func(c *fake.Clientset) {
+		// The API server's precondition: a patch that names a
+		// resourceVersion other than the node's is refused.
+		c.PrependReactor("patch", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			var body struct {
+				Metadata struct {
+					ResourceVersion string `json:"resourceVersion"`
+				} `json:"metadata"`
+			}
+			_ = json.Unmarshal(a.(k8stesting.PatchAction).GetPatch(), &body)
+			if a.GetSubresource() != "" || body.Metadata.ResourceVersion == "" {
+				return false, nil, nil
+			}
+			gvr := v1.SchemeGroupVersion.WithResource("nodes")
+			obj, err := c.Tracker().Get(gvr, "", nodeName)
+			if err != nil {
+				return true, nil, err
+			}
+			cur := obj.(*v1.Node)
+			mu.Lock()
+			defer mu.Unlock()
+			if !raced && cur.Annotations[contract.AnnotationRebootAuthorized] == bootA {
+				// The concurrent write lands first: a wrong boot ID.
+				raced = true
+				cur = cur.DeepCopy()
+				cur.Annotations[contract.AnnotationRebootAuthorized] = bootC
+				cur.ResourceVersion = "12"
+				if err := c.Tracker().Update(gvr, cur, ""); err != nil {
+					return true, nil, err
+				}
+			}
+			if body.Metadata.ResourceVersion != cur.ResourceVersion {
+				return true, nil, apierrors.NewConflict(v1.Resource("nodes"), nodeName, errors.New("the object has been modified"))
+			}
+			return false, nil, nil
+		})
+	}})
+	n := h.node()
+	n.Annotations = map[string]string{contract.AnnotationRebootAuthorized: bootA}
+	n.ResourceVersion = "11"
+	if _, err := h.client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The decision on version 11 (authorized) loses; version 12 holds a
+	// wrong boot ID: a warning, no commitment, no reboot.
+	h.expectEvent("Warning InvalidAnnotation")
+	h.annotate(map[string]*string{"sync": ptr("1")})
+	h.waitNode("sync", func(n *v1.Node) bool { return n.Annotations["sync"] == "1" })
+	if got := h.rebooter.Calls(); got != 0 {
+		t.Fatalf("%d reboots on an authorization changed before the commitment", got)
+	}
+	if _, ok := h.node().Annotations[contract.AnnotationRebooting]; ok {
+		t.Fatal("committed to a reboot on a changed authorization")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !raced {
+		t.Fatal("the commitment was not made with a resourceVersion precondition")
 	}
 }
 
