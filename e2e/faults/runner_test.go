@@ -43,7 +43,8 @@ type scenario struct {
 	// forceReboot: the controller runs with --on-drain-failure=reboot.
 	forceReboot bool
 	// lostEvents: the fault may lose events (a SIGKILL between a write and
-	// its event).
+	// its event; an event recorded while the API server is down by a
+	// process that exits before it is back: a detector whose node reboots).
 	lostEvents bool
 	// setup runs before the sentinels are created; inject is the fault, in
 	// the test goroutine, returning when the fault is over; after runs once

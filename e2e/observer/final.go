@@ -74,10 +74,10 @@ type Report struct {
 // observer keeps running; Stop it afterwards.
 func (o *Observer) Finish(ctx context.Context, exp Expect) Report {
 	o.readLogs()
+	pods := o.listPods(ctx)
 	// Events reach the API server after the writes they announce: wait for
 	// them (a missing one is reported when ctx ends).
 	_ = o.WaitFor(ctx, "the events of every step", func(View) bool { return len(o.missingEvents()) == 0 })
-	pods := o.listPods(ctx)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.reconcilePods(pods)
