@@ -290,6 +290,7 @@ func runOnce(t *testing.T, sc scenario, i int) {
 		t.Logf("note: %s", n)
 	}
 	if t.Failed() {
+		r.dumpWorkload()
 		t.Logf("nodes out, over time:\n%s", obs.Timeline())
 		for _, n := range h.Nodes {
 			t.Logf("history of %s:\n%s", n.Name(), obs.History(n.Name()))
@@ -481,4 +482,32 @@ func pinnedDeployment(name, node string, replicas int32) *appsv1.Deployment {
 			},
 		},
 	}
+}
+
+// dumpWorkload logs the pods and budgets of the demo namespace, for a
+// failure report.
+func (r *run) dumpWorkload() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := r.h.Cluster.Client
+	var b strings.Builder
+	if pods, err := c.CoreV1().Pods("demo").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, p := range pods.Items {
+			ready := "?"
+			for _, cd := range p.Status.Conditions {
+				if cd.Type == corev1.PodReady {
+					ready = string(cd.Status)
+				}
+			}
+			fmt.Fprintf(&b, "pod %s node=%s phase=%s ready=%s deleting=%v\n", p.Name, p.Spec.NodeName, p.Status.Phase, ready, p.DeletionTimestamp != nil)
+		}
+	}
+	if pdbs, err := c.PolicyV1().PodDisruptionBudgets("demo").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, p := range pdbs.Items {
+			st := p.Status
+			fmt.Fprintf(&b, "pdb %s healthy=%d desired=%d expected=%d allowed=%d disrupted=%v\n",
+				p.Name, st.CurrentHealthy, st.DesiredHealthy, st.ExpectedPods, st.DisruptionsAllowed, st.DisruptedPods)
+		}
+	}
+	r.t.Logf("workload at the end:\n%s", b.String())
 }

@@ -271,8 +271,9 @@ func (h *Harness) StartController() (*framework.Process, error) {
 }
 
 // LeaderProcess waits until a running controller replica holds the
-// leader-election Lease and returns it. The replica is found by the identity
-// it logs when it starts electing ("Waiting for leadership").
+// leader-election Lease and returns it. The replica is the one whose current
+// run logged "Started leading" with the lease holder's identity (a standby
+// logs the leader's identity too, in "New leader").
 func (h *Harness) LeaderProcess(ctx context.Context) (*framework.Process, error) {
 	var found *framework.Process
 	_, err := framework.WaitFor(ctx, h.Cluster.Client.CoordinationV1().RESTClient(), "leases", Namespace, "nodereboot-controller", &coordinationv1.Lease{}, func(o any) bool {
@@ -304,8 +305,10 @@ func (h *Harness) controllerWithIdentity(id string) *framework.Process {
 		if i := bytes.LastIndex(b, []byte("==== ")); i >= 0 {
 			b = b[i:]
 		}
-		if bytes.Contains(b, []byte(`identity="`+id+`"`)) {
-			return p
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if bytes.Contains(line, []byte(`"Started leading"`)) && bytes.Contains(line, []byte(`identity="`+id+`"`)) {
+				return p
+			}
 		}
 	}
 	return nil
