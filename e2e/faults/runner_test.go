@@ -502,6 +502,12 @@ func (r *run) dumpWorkload() {
 			fmt.Fprintf(&b, "pod %s node=%s phase=%s ready=%s deleting=%v\n", p.Name, p.Spec.NodeName, p.Status.Phase, ready, p.DeletionTimestamp != nil)
 		}
 	}
+	if rss, err := c.AppsV1().ReplicaSets("demo").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, rs := range rss.Items {
+			fmt.Fprintf(&b, "replicaset %s spec=%d status: replicas=%d ready=%d available=%d observedGeneration=%d/%d\n", rs.Name,
+				ptr.Deref(rs.Spec.Replicas, 0), rs.Status.Replicas, rs.Status.ReadyReplicas, rs.Status.AvailableReplicas, rs.Status.ObservedGeneration, rs.Generation)
+		}
+	}
 	if pdbs, err := c.PolicyV1().PodDisruptionBudgets("demo").List(ctx, metav1.ListOptions{}); err == nil {
 		for _, p := range pdbs.Items {
 			st := p.Status
