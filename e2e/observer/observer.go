@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -156,9 +155,6 @@ type Observer struct {
 	progress   int      // state changes seen
 	// gap names the nodes whose next version follows a broken node watch.
 	gap map[string]bool
-	// budgetDips are the moments a PodDisruptionBudget had fewer healthy
-	// pods than it wants.
-	budgetDips []string
 
 	poke   chan struct{}
 	done   chan struct{}
@@ -202,8 +198,7 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 			lo.FieldSelector = fields.OneTermEqualSelector("involvedObject.kind", "Node").String()
 		}))
 	eventInf := eventFactory.Core().V1().Events().Informer()
-	pdbInf := factory.Policy().V1().PodDisruptionBudgets().Informer()
-	for _, inf := range []cache.SharedIndexInformer{nodeInf, podInf, eventInf, pdbInf} {
+	for _, inf := range []cache.SharedIndexInformer{nodeInf, podInf, eventInf} {
 		if err := inf.SetTransform(strip); err != nil {
 			cancel()
 			return nil, err
@@ -239,13 +234,6 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 		cancel()
 		return nil, err
 	}
-	if _, err := pdbInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    o.onPDB,
-		UpdateFunc: func(_, obj any) { o.onPDB(obj) },
-	}); err != nil {
-		cancel()
-		return nil, err
-	}
 	if _, err := eventInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    o.onEvent,
 		UpdateFunc: func(_, obj any) { o.onEvent(obj) },
@@ -255,7 +243,7 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 	}
 	factory.Start(ctx.Done())
 	eventFactory.Start(ctx.Done())
-	for _, inf := range []cache.SharedIndexInformer{nodeInf, podInf, eventInf, pdbInf} {
+	for _, inf := range []cache.SharedIndexInformer{nodeInf, podInf, eventInf} {
 		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 			cancel()
 			factory.Shutdown()
@@ -493,22 +481,6 @@ func mustEvict(p *corev1.Pod) bool {
 		}
 	}
 	return true
-}
-
-// onPDB records a budget whose healthy pods fell below what it wants: with
-// evictions only, that never happens through a drain (the eviction API
-// refuses the one that would do it).
-func (o *Observer) onPDB(obj any) {
-	pdb, ok := obj.(*policyv1.PodDisruptionBudget)
-	if !ok || pdb.Status.ObservedGeneration != pdb.Generation {
-		return
-	}
-	if st := pdb.Status; st.CurrentHealthy < st.DesiredHealthy {
-		o.mu.Lock()
-		o.budgetDips = append(o.budgetDips, fmt.Sprintf("%s %s/%s: %d healthy pods, %d wanted (rv %s)",
-			time.Now().Format("15:04:05.000"), pdb.Namespace, pdb.Name, st.CurrentHealthy, st.DesiredHealthy, pdb.ResourceVersion))
-		o.mu.Unlock()
-	}
 }
 
 func (o *Observer) onEvent(obj any) {

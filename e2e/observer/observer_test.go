@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -235,24 +234,5 @@ func TestMissingEvents(t *testing.T) {
 	o.checkRebootRequests()
 	if got := invariants(o); got != "I2" {
 		t.Fatalf("violations %q, want I2", got)
-	}
-}
-
-func TestI3BudgetBelowItsMinimum(t *testing.T) {
-	o := testObserver(1)
-	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "demo", Generation: 2}}
-	pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: 2, CurrentHealthy: 9, DesiredHealthy: 9}
-	o.onPDB(pdb)
-	pdb.Status.ObservedGeneration = 1 // a stale status says nothing
-	pdb.Status.CurrentHealthy = 3
-	o.onPDB(pdb)
-	if len(o.budgetDips) != 0 {
-		t.Fatalf("dips %v, want none", o.budgetDips)
-	}
-	pdb.Status.ObservedGeneration = 2
-	pdb.Status.CurrentHealthy = 8
-	o.onPDB(pdb)
-	if len(o.budgetDips) != 1 {
-		t.Fatalf("dips %v, want one", o.budgetDips)
 	}
 }
