@@ -56,7 +56,7 @@ func TestFaults(t *testing.T) {
 			recovered: func(r *run, v observer.View) bool { return v.Reboots("node-0") > 0 }},
 		{name: "reboot-never-completes", args: []string{"--reboot-timeout=15s"}, setup: hangOneNode, after: unhang,
 			recovered: targetIn("Failed")},
-		{name: "node-deleted-mid-rollout", inject: deleteNode},
+		{name: "node-deleted-mid-rollout", budgetDips: true, inject: deleteNode},
 		{name: "node-added-mid-rollout", inject: addNode,
 			recovered: func(r *run, v observer.View) bool {
 				s, _ := v.State(r.target)

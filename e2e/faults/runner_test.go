@@ -42,6 +42,9 @@ type scenario struct {
 	gated bool
 	// forceReboot: the controller runs with --on-drain-failure=reboot.
 	forceReboot bool
+	// budgetDips: the fault takes pods away without an eviction (or
+	// forces reboots with pods left): budgets may dip.
+	budgetDips bool
 	// lostEvents: the fault may lose events (a SIGKILL between a write and
 	// its event; an event recorded while the API server is down by a
 	// process that exits before it is back: a detector whose node reboots).
@@ -190,7 +193,8 @@ func runOnce(t *testing.T, sc scenario, i int) {
 		Workload:           &harness.Workload{Replicas: int32(2 * sc.nodes)},
 	})
 	r := &run{t: t, sc: sc, ctx: ctx, h: h, seed: seed, rng: rand.New(rand.NewPCG(seed, seed>>1|1)),
-		expect: observer.Expect{Outcomes: map[string]observer.Outcome{}, LostEventsAllowed: sc.lostEvents}}
+		expect: observer.Expect{Outcomes: map[string]observer.Outcome{}, LostEventsAllowed: sc.lostEvents,
+			BudgetDipsAllowed: sc.budgetDips || sc.forceReboot}}
 	r.supervisor = supervise(h.Controllers)
 	t.Cleanup(r.supervisor.stop)
 	if err := createDaemonSet(ctx, h.Cluster); err != nil {
@@ -278,6 +282,9 @@ func runOnce(t *testing.T, sc scenario, i int) {
 		len(res.LostEvents), res.Failed, res.NotReady)
 	for _, l := range rep.LostEvents {
 		t.Logf("lost event (allowed for this fault): %s", l)
+	}
+	for _, d := range rep.BudgetDips {
+		t.Logf("budget below its minimum (allowed for this fault): %s", d)
 	}
 	for _, n := range rep.Notes {
 		t.Logf("note: %s", n)

@@ -17,7 +17,8 @@
 //     unless --on-drain-failure=reboot; one Rebooting event per boot (a
 //     repeated one only says "issued again").
 //   - I3: the controller's service account never deleted (nor otherwise
-//     wrote) a pod: evictions only, which PodDisruptionBudgets guard.
+//     wrote) a pod: evictions only, which PodDisruptionBudgets guard; and no
+//     budget ever had fewer healthy pods than it wants.
 //   - I4: a node cordoned by somebody else is still cordoned at the end;
 //     every node we cordoned is uncordoned at the end, unless it is Failed
 //     with a reason.

@@ -43,6 +43,11 @@ type Expect struct {
 	// SIGKILLed after a write and before its event reached the API server).
 	// Missing events are then reported, not counted as violations.
 	LostEventsAllowed bool
+	// BudgetDipsAllowed: the fault itself takes pods away without an
+	// eviction (a node deleted: its pods are garbage-collected), or the
+	// controller runs with --on-drain-failure=reboot; a budget with fewer
+	// healthy pods than it wants is then reported, not a violation.
+	BudgetDipsAllowed bool
 }
 
 // Report is the result of a rollout.
@@ -63,6 +68,9 @@ type Report struct {
 	NotReady []string `json:"notReady,omitempty"`
 	// FailedWithReason are nodes that ended Failed, with their reason.
 	FailedWithReason map[string]string `json:"failedWithReason,omitempty"`
+	// BudgetDips are the moments a PodDisruptionBudget had fewer healthy
+	// pods than it wants, when the fault allows them.
+	BudgetDips []string `json:"budgetDips,omitempty"`
 	// Evictions and EvictionsRefused are the controller's eviction requests
 	// that the API server accepted and refused (429), from the audit log.
 	Evictions        int `json:"evictions"`
@@ -92,6 +100,13 @@ func (o *Observer) Finish(ctx context.Context, exp Expect) Report {
 			rep.LostEvents = append(rep.LostEvents, m.node+": "+m.msg)
 		} else {
 			o.violate("I5", m.node, "%s", m.msg)
+		}
+	}
+	for _, d := range o.budgetDips {
+		if exp.BudgetDipsAllowed {
+			rep.BudgetDips = append(rep.BudgetDips, d)
+		} else {
+			o.violate("I3", "", "PodDisruptionBudget below its minimum: %s", d)
 		}
 	}
 	o.checkEnd(exp, &rep)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -155,6 +156,11 @@ type Observer struct {
 	progress   int      // state changes seen
 	// gap names the nodes whose next version follows a broken node watch.
 	gap map[string]bool
+	// budgetDips are the moments a PodDisruptionBudget had fewer healthy
+	// pods than it wants.
+	budgetDips []string
+	// budgetMet names the budgets that had their minimum once.
+	budgetMet map[string]bool
 
 	poke   chan struct{}
 	done   chan struct{}
@@ -178,7 +184,7 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 		cfg: cfg, changed: make(chan struct{}),
 		nodes: map[string][]version{}, pods: map[types.UID]*pod{}, events: map[types.UID]event{},
 		hosts: map[string]string{}, logSizes: map[string]int64{}, reboots: map[string][]Reboot{},
-		checked: map[string]bool{}, out: map[string]bool{}, gap: map[string]bool{},
+		checked: map[string]bool{}, out: map[string]bool{}, gap: map[string]bool{}, budgetMet: map[string]bool{},
 		poke: make(chan struct{}, 1), done: make(chan struct{}), stop: cancel,
 	}
 	strip := func(obj any) (any, error) {
@@ -198,7 +204,8 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 			lo.FieldSelector = fields.OneTermEqualSelector("involvedObject.kind", "Node").String()
 		}))
 	eventInf := eventFactory.Core().V1().Events().Informer()
-	for _, inf := range []cache.SharedIndexInformer{nodeInf, podInf, eventInf} {
+	pdbInf := factory.Policy().V1().PodDisruptionBudgets().Informer()
+	for _, inf := range []cache.SharedIndexInformer{nodeInf, podInf, eventInf, pdbInf} {
 		if err := inf.SetTransform(strip); err != nil {
 			cancel()
 			return nil, err
@@ -234,6 +241,13 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 		cancel()
 		return nil, err
 	}
+	if _, err := pdbInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    o.onPDB,
+		UpdateFunc: func(_, obj any) { o.onPDB(obj) },
+	}); err != nil {
+		cancel()
+		return nil, err
+	}
 	if _, err := eventInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    o.onEvent,
 		UpdateFunc: func(_, obj any) { o.onEvent(obj) },
@@ -243,7 +257,7 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 	}
 	factory.Start(ctx.Done())
 	eventFactory.Start(ctx.Done())
-	for _, inf := range []cache.SharedIndexInformer{nodeInf, podInf, eventInf} {
+	for _, inf := range []cache.SharedIndexInformer{nodeInf, podInf, eventInf, pdbInf} {
 		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 			cancel()
 			factory.Shutdown()
@@ -481,6 +495,29 @@ func mustEvict(p *corev1.Pod) bool {
 		}
 	}
 	return true
+}
+
+// onPDB records a budget whose healthy pods fell below what it wants: with
+// evictions only, that never happens through a drain (the eviction API
+// refuses the one that would do it).
+func (o *Observer) onPDB(obj any) {
+	pdb, ok := obj.(*policyv1.PodDisruptionBudget)
+	if !ok || pdb.Status.ObservedGeneration != pdb.Generation {
+		return
+	}
+	key := pdb.Namespace + "/" + pdb.Name
+	st := pdb.Status
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case st.CurrentHealthy >= st.DesiredHealthy:
+		o.budgetMet[key] = true
+	case o.budgetMet[key]:
+		// Only once met: a budget created before its pods are ready
+		// starts below its minimum.
+		o.budgetDips = append(o.budgetDips, fmt.Sprintf("%s %s: %d healthy pods, %d wanted (rv %s)",
+			time.Now().Format("15:04:05.000"), key, st.CurrentHealthy, st.DesiredHealthy, pdb.ResourceVersion))
+	}
 }
 
 func (o *Observer) onEvent(obj any) {

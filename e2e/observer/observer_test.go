@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -24,7 +25,7 @@ func testObserver(max int) *Observer {
 		cfg: Config{MaxConcurrent: max}, changed: make(chan struct{}),
 		nodes: map[string][]version{}, pods: map[types.UID]*pod{}, events: map[types.UID]event{},
 		hosts: map[string]string{}, logSizes: map[string]int64{}, reboots: map[string][]Reboot{},
-		checked: map[string]bool{}, out: map[string]bool{}, gap: map[string]bool{}, poke: make(chan struct{}, 1),
+		checked: map[string]bool{}, out: map[string]bool{}, gap: map[string]bool{}, budgetMet: map[string]bool{}, poke: make(chan struct{}, 1),
 	}
 }
 
@@ -234,5 +235,27 @@ func TestMissingEvents(t *testing.T) {
 	o.checkRebootRequests()
 	if got := invariants(o); got != "I2" {
 		t.Fatalf("violations %q, want I2", got)
+	}
+}
+
+func TestI3BudgetBelowItsMinimum(t *testing.T) {
+	o := testObserver(1)
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "demo", Generation: 2}}
+	// Created before its pods are ready: below its minimum, not a dip.
+	pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: 2, CurrentHealthy: 0, DesiredHealthy: 9}
+	o.onPDB(pdb)
+	pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: 2, CurrentHealthy: 9, DesiredHealthy: 9}
+	o.onPDB(pdb)
+	pdb.Status.ObservedGeneration = 1 // a stale status says nothing
+	pdb.Status.CurrentHealthy = 3
+	o.onPDB(pdb)
+	if len(o.budgetDips) != 0 {
+		t.Fatalf("dips %v, want none", o.budgetDips)
+	}
+	pdb.Status.ObservedGeneration = 2
+	pdb.Status.CurrentHealthy = 8
+	o.onPDB(pdb)
+	if len(o.budgetDips) != 1 {
+		t.Fatalf("dips %v, want one", o.budgetDips)
 	}
 }
