@@ -230,6 +230,12 @@ func runOnce(t *testing.T, sc scenario, i int) {
 	faultEnd := time.Now()
 	var recoveredAt time.Time
 	progress := -1
+	// A rollout this slow is stuck somewhere: say where, once, while it is.
+	slow := time.AfterFunc(60*time.Second, func() {
+		t.Logf("the rollout is still running after 60s")
+		r.dumpWorkload()
+	})
+	defer slow.Stop()
 	endCtx, endCancel := context.WithTimeout(ctx, 4*time.Minute)
 	err = obs.WaitFor(endCtx, "the end of the rollout", func(v observer.View) bool {
 		if progress < 0 {
