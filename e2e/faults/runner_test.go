@@ -231,11 +231,22 @@ func runOnce(t *testing.T, sc scenario, i int) {
 	var recoveredAt time.Time
 	progress := -1
 	// A rollout this slow is stuck somewhere: say where, once, while it is.
+	var slowMu sync.Mutex
+	slowDone := false
 	slow := time.AfterFunc(60*time.Second, func() {
-		t.Logf("the rollout is still running after 60s")
-		r.dumpWorkload()
+		slowMu.Lock()
+		defer slowMu.Unlock()
+		if !slowDone {
+			t.Logf("the rollout is still running after 60s")
+			r.dumpWorkload()
+		}
 	})
-	defer slow.Stop()
+	defer func() {
+		slow.Stop()
+		slowMu.Lock()
+		slowDone = true
+		slowMu.Unlock()
+	}()
 	endCtx, endCancel := context.WithTimeout(ctx, 4*time.Minute)
 	err = obs.WaitFor(endCtx, "the end of the rollout", func(v observer.View) bool {
 		if progress < 0 {
