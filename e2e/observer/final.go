@@ -89,6 +89,9 @@ func (o *Observer) Finish(ctx context.Context, exp Expect) Report {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.reconcilePods(pods)
+	if o.relists > 0 {
+		o.note("the node watch was relisted %d time(s): what happened between the versions around each relist is checked only where they prove it", o.relists)
+	}
 	o.checkOutReplay()
 	o.checkReboots(true)
 	o.checkDrained()

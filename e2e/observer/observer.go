@@ -13,7 +13,9 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -154,8 +156,10 @@ type Observer struct {
 	outLog     []string
 	notes      []string // observations that are not violations
 	progress   int      // state changes seen
-	// gap names the nodes whose next version follows a broken node watch.
+	// gap names the nodes whose next version follows a relist of the nodes.
 	gap map[string]bool
+	// relists counts the node informer's lists after its first.
+	relists int
 	// budgetDips are the moments a PodDisruptionBudget had fewer healthy
 	// pods than it wants.
 	budgetDips []string
@@ -197,7 +201,7 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 		return obj, nil
 	}
 	factory := informers.NewSharedInformerFactory(cfg.Client, 0)
-	nodeInf := factory.Core().V1().Nodes().Informer()
+	nodeInf := cache.NewSharedIndexInformer(o.nodeListWatch(), &corev1.Node{}, 0, cache.Indexers{})
 	podInf := factory.Core().V1().Pods().Informer()
 	eventFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
@@ -210,19 +214,6 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 			cancel()
 			return nil, err
 		}
-	}
-	// A broken node watch means a relist: the next version of every node
-	// may skip versions in between (see version.afterGap).
-	if err := nodeInf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
-		o.mu.Lock()
-		for name := range o.nodes {
-			o.gap[name] = true
-		}
-		o.mu.Unlock()
-		cache.DefaultWatchErrorHandler(ctx, r, err)
-	}); err != nil {
-		cancel()
-		return nil, err
 	}
 	o.podInf = podInf
 	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -255,6 +246,7 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 		cancel()
 		return nil, err
 	}
+	go nodeInf.RunWithContext(ctx)
 	factory.Start(ctx.Done())
 	eventFactory.Start(ctx.Done())
 	for _, inf := range []cache.SharedIndexInformer{nodeInf, podInf, eventInf, pdbInf} {
@@ -366,6 +358,43 @@ func (o *Observer) onNode(obj any, deleted bool) {
 	o.checkOut(n.Name, v)
 	o.broadcast()
 	o.wake()
+}
+
+// nodeListWatch lists and watches the nodes for the observer's informer and
+// marks a gap for every node whenever the informer lists again. A relist
+// means the watch could not resume where it stopped (its resource version
+// expired, or the API server came back with a fresh watch cache), so the
+// versions in between are lost; client-go relists after an expired watch
+// without calling its watch error handler, so the list itself is the only
+// exact sign. The informer's first list is no gap: there is no history yet.
+func (o *Observer) nodeListWatch() *cache.ListWatch {
+	nodes := o.cfg.Client.CoreV1().Nodes()
+	lists := 0
+	relist := func() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		lists++
+		if lists == 1 {
+			return
+		}
+		o.relists++
+		for name := range o.nodes {
+			o.gap[name] = true
+		}
+	}
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			relist()
+			return nodes.List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			// A streaming list (WatchList) is a relist too.
+			if opts.SendInitialEvents != nil && *opts.SendInitialEvents {
+				relist()
+			}
+			return nodes.Watch(ctx, opts)
+		},
+	}
 }
 
 // checkOut is I1, at every node change, as the watch delivers them. A
@@ -656,6 +685,9 @@ func (o *Observer) History(node string) string {
 		var kv []string
 		for _, k := range keys {
 			kv = append(kv, strings.TrimPrefix(k, annPrefix)+"="+v.ann[k])
+		}
+		if v.afterGap {
+			b.WriteString("(relisted: versions may be missing here)\n")
 		}
 		fmt.Fprintf(&b, "%s rv=%d boot=%.8s ready=%v unsched=%v deleted=%v %s\n",
 			v.at.Format("15:04:05.000"), v.rv, v.bootID, v.ready, v.unschedulable, v.deleted, strings.Join(kv, " "))

@@ -151,6 +151,35 @@ func TestI2RebootWithoutAuthorization(t *testing.T) {
 	}
 }
 
+func TestI2RebootInsideAGap(t *testing.T) {
+	// Authorized before the gap, back and out of the pipeline after it: the
+	// reboot happened somewhere in the gap; nothing is claimed.
+	o := testObserver(1)
+	o.onNode(nodeAt("n1", 10, bootA, true, annState+"="+stateAuthorized, annCordonedByUs+"=true", annAuthorized+"="+bootA), false)
+	o.onNode(nodeAt("n1", 11, bootA, true, annState+"="+stateAuthorized, annCordonedByUs+"=true", annAuthorized+"="+bootA, annRebooting+"="+bootA), false)
+	o.gap["n1"] = true
+	o.onNode(nodeAt("n1", 30, bootB, false), false)
+	o.reboots["n1"] = []Reboot{{Node: "n1", OldBootID: bootA, NewBootID: bootB}}
+	o.checkReboots(true)
+	if got := invariants(o); got != "" {
+		t.Fatalf("violations %q, want none: %v", got, o.violations)
+	}
+	if len(o.notes) == 0 {
+		t.Fatal("no note about the unverified reboot")
+	}
+	// The same history without the gap: a reboot outside the pipeline.
+	o = testObserver(1)
+	o.onNode(nodeAt("n1", 10, bootA, true, annState+"="+stateAuthorized, annCordonedByUs+"=true", annAuthorized+"="+bootA), false)
+	o.onNode(nodeAt("n1", 11, bootA, true, annState+"="+stateAuthorized, annCordonedByUs+"=true", annAuthorized+"="+bootA, annRebooting+"="+bootA), false)
+	o.onNode(nodeAt("n1", 12, bootA, false), false)
+	o.onNode(nodeAt("n1", 30, bootB, false), false)
+	o.reboots["n1"] = []Reboot{{Node: "n1", OldBootID: bootA, NewBootID: bootB}}
+	o.checkReboots(true)
+	if got := invariants(o); got != "I2" {
+		t.Fatalf("violations %q, want I2", got)
+	}
+}
+
 func TestI2CommittedAfterTheAuthorizationWasWithdrawn(t *testing.T) {
 	o := testObserver(1)
 	o.onNode(nodeAt("n1", 10, bootA, true, annState+"="+stateAuthorized, annAuthorized+"="+bootA), false)
