@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -53,22 +52,14 @@ func run(m *testing.M) int {
 		return 1
 	}
 	repoRoot = root
-	dir, err := os.MkdirTemp("", "nodereboot-e2e-bin-")
+	bins, err := framework.BuildBinaries("", "nodereboot-controller", "nodereboot-detector")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	controllerBin = filepath.Join(dir, "nodereboot-controller")
-	detectorBin = filepath.Join(dir, "nodereboot-detector")
-	for bin, pkg := range map[string]string{controllerBin: "./cmd/nodereboot-controller", detectorBin: "./cmd/nodereboot-detector"} {
-		cmd := exec.Command("go", "build", "-o", bin, pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
-			return 1
-		}
-	}
+	defer bins.Remove()
+	controllerBin = bins.Path("nodereboot-controller")
+	detectorBin = bins.Path("nodereboot-detector")
 	return m.Run()
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -262,17 +261,12 @@ var (
 func detectorBinary(t *testing.T) string {
 	t.Helper()
 	detectorBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nodereboot-deploy-bin-")
+		bins, err := framework.BuildBinaries("", "nodereboot-detector")
 		if err != nil {
 			detectorBinErr = err
 			return
 		}
-		detectorBinPath = filepath.Join(dir, "nodereboot-detector")
-		cmd := exec.Command("go", "build", "-o", detectorBinPath, "./cmd/nodereboot-detector")
-		cmd.Dir = root(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			detectorBinErr = fmt.Errorf("go build ./cmd/nodereboot-detector: %v\n%s", err, out)
-		}
+		detectorBinPath = bins.Path("nodereboot-detector")
 	})
 	if detectorBinErr != nil {
 		t.Fatal(detectorBinErr)

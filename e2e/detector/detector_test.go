@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -51,19 +50,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	repoRoot = root
-	dir, err := os.MkdirTemp("", "nodereboot-e2e-detector-")
+	bins, err := framework.BuildBinaries("", "nodereboot-detector")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	detectorBin = filepath.Join(dir, "nodereboot-detector")
-	cmd := exec.Command("go", "build", "-o", detectorBin, "./cmd/nodereboot-detector")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		return 1
-	}
+	defer bins.Remove()
+	detectorBin = bins.Path("nodereboot-detector")
 	return m.Run()
 }
 

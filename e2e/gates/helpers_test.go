@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,36 +34,14 @@ var binDir string
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	root, err := framework.RepoRoot()
+	bins, err := framework.BuildBinaries("", "nodereboot-controller", "nodereboot-detector", "kubectl-nodereboot")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	tools, err := framework.DefaultBinDir()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "nodereboot-e2e-gates-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"} {
-		if err := os.Symlink(filepath.Join(tools, b), filepath.Join(dir, b)); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		return 1
-	}
-	binDir = dir
-	os.Setenv("NODEREBOOT_BIN_DIR", dir)
+	defer bins.Remove()
+	binDir = bins.Dir
+	os.Setenv("NODEREBOOT_BIN_DIR", binDir)
 	return m.Run()
 }
 
