@@ -70,26 +70,7 @@ func (a *agent) run(ctx context.Context) {
 	ctx = klog.NewContext(ctx, logger)
 	a.previous, a.announced, a.warned = sets.New[string](), sets.New[string](), sets.New[string]()
 	a.rebootFails, a.writeFails = a.rebootBackoff, a.writeRetry
-	timer := a.clock.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		next := a.sync(ctx)
-		if !timer.Stop() {
-			select {
-			case <-timer.C():
-			default:
-			}
-		}
-		if next > 0 {
-			timer.Reset(next)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-a.wake:
-		case <-timer.C():
-		}
-	}
+	runLoop(ctx, a.clock, a.wake, a.sync)
 }
 
 // sync acts on the cached node and returns when to look again (0: on the

@@ -79,27 +79,8 @@ func (r *reporter) poke() {
 func (r *reporter) run(ctx context.Context) {
 	logger := klog.FromContext(ctx).WithName("reporter")
 	ctx = klog.NewContext(ctx, logger)
-	timer := r.clock.NewTimer(time.Hour)
-	defer timer.Stop()
 	r.failures = r.retry
-	for {
-		next := r.sync(ctx)
-		if !timer.Stop() {
-			select {
-			case <-timer.C():
-			default:
-			}
-		}
-		if next > 0 {
-			timer.Reset(next)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.wake:
-		case <-timer.C():
-		}
-	}
+	runLoop(ctx, r.clock, r.wake, r.sync)
 }
 
 // sync writes the condition when needed and returns when to look again (0:

@@ -1,0 +1,34 @@
+package detector
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// runLoop is the loop of the agent and of the reporter: it calls sync, then
+// waits for wake or for the delay sync returned (0: wake only), until ctx
+// ends. One timer serves heartbeats, retries and backoff.
+func runLoop(ctx context.Context, clk clock.Clock, wake <-chan struct{}, sync func(context.Context) time.Duration) {
+	timer := clk.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := sync(ctx)
+		if !timer.Stop() {
+			select {
+			case <-timer.C():
+			default:
+			}
+		}
+		if next > 0 {
+			timer.Reset(next)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-timer.C():
+		}
+	}
+}
