@@ -14,12 +14,12 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/detector"
 	"github.com/nodereboot/nodereboot/pkg/detector/options"
+	"github.com/nodereboot/nodereboot/pkg/kubeclient"
 )
 
 func main() {
@@ -58,7 +58,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", contract.DetectorComponent, err)
 		return 1
 	}
-	client, err := kubernetes.NewForConfig(restCfg)
+	client, err := kubeclient.New(restCfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", contract.DetectorComponent, err)
 		return 1

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,5 +60,27 @@ current-context: c
 	code := run([]string{"--node-name=n", "--kubeconfig=" + kubeconfig, "--boot-id-file=" + filepath.Join(dir, "missing")}, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "boot ID") {
 		t.Fatalf("missing boot ID file: %d %q, want 1 and a message about the boot ID", code, stderr.String())
+	}
+}
+
+// TestLinksNoClientset: the detector runs on every node, so it does not
+// link client-go's clientset, whose scheme registers every API group at
+// start (about 9 MiB more resident memory; see pkg/kubeclient).
+func TestLinksNoClientset(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	apiGroups := 0
+	for _, p := range strings.Fields(string(out)) {
+		if p == "k8s.io/client-go/kubernetes" || strings.HasPrefix(p, "k8s.io/client-go/kubernetes/") {
+			t.Errorf("the detector links %s", p)
+		}
+		if strings.HasPrefix(p, "k8s.io/api/") {
+			apiGroups++
+		}
+	}
+	if apiGroups != 1 {
+		t.Errorf("the detector links %d packages of k8s.io/api, want 1 (core/v1)", apiGroups)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/controller"
 	"github.com/nodereboot/nodereboot/pkg/detector"
 	dopts "github.com/nodereboot/nodereboot/pkg/detector/options"
+	"github.com/nodereboot/nodereboot/pkg/kubeclient/fromclientset"
 	"github.com/nodereboot/nodereboot/pkg/reboot"
 )
 
@@ -386,7 +387,7 @@ func knownSeries(t *testing.T) map[string][]map[string]string {
 		t.Fatal(err)
 	}
 	d, err := detector.New(detector.Config{
-		Client: fake.NewClientset(), NodeName: testNode, ConditionType: contract.DefaultConditionType,
+		Client: fromclientset.New(fake.NewClientset()), NodeName: testNode, ConditionType: contract.DefaultConditionType,
 		Detection: true, Source: detector.FileSource{Path: filepath.Join(dir, "reboot-required")},
 		HeartbeatPeriod: time.Minute, BootIDFile: bootID, Rebooter: reboot.Command{Argv: []string{"true"}},
 	})

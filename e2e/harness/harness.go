@@ -18,13 +18,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/nodereboot/nodereboot/e2e/framework"
 	"github.com/nodereboot/nodereboot/e2e/nodesim"
 	"github.com/nodereboot/nodereboot/pkg/detector"
 	"github.com/nodereboot/nodereboot/pkg/detector/options"
+	"github.com/nodereboot/nodereboot/pkg/kubeclient"
 )
 
 // Namespace is where the binaries' service accounts and the leader-election
@@ -211,8 +211,8 @@ func (h *Harness) runDetector(ctx context.Context, n *nodesim.Node) {
 	}
 	cfg, err := o.RestConfig()
 	if err == nil {
-		var client kubernetes.Interface
-		if client, err = kubernetes.NewForConfig(cfg); err == nil {
+		var client *kubeclient.Client
+		if client, err = kubeclient.New(cfg); err == nil {
 			var d *detector.Detector
 			if d, err = detector.New(o.Config(client)); err == nil {
 				err = d.Run(ctx)

@@ -8,11 +8,9 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
@@ -30,7 +28,7 @@ const maxWarned = 256
 // about unusable authorizations. One loop does everything, so two reboots
 // are never issued concurrently.
 type agent struct {
-	client   kubernetes.Interface
+	client   Client
 	lister   corelisters.NodeLister
 	nodeName string
 	bootID   string
@@ -201,7 +199,7 @@ func (a *agent) setRebooting(ctx context.Context, value *string, rv ...string) e
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := a.client.CoreV1().Nodes().Patch(ctx, a.nodeName, types.MergePatchType, body, metav1.PatchOptions{}); err != nil {
+	if _, err := a.client.PatchNode(ctx, a.nodeName, types.MergePatchType, body); err != nil {
 		return fmt.Errorf("patch annotation %s of node %s: %w", contract.AnnotationRebooting, a.nodeName, err)
 	}
 	return nil

@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
@@ -28,8 +29,8 @@ import (
 // Config is everything the detector needs; options.Options builds it from
 // the command line.
 type Config struct {
-	// Client talks to the API server as the detector.
-	Client kubernetes.Interface
+	// Client talks to the API server as the detector (kubeclient.New).
+	Client Client
 	// NodeName is this node.
 	NodeName string
 	// ConditionType is the type of the node condition written.
@@ -190,14 +191,10 @@ func (d *Detector) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var er *eventRecorder
-	var factory informers.SharedInformerFactory
 	// Shutdown: stop everything, wait for the loops, then flush the events
 	// they recorded (the broadcaster outlives ctx for that).
 	defer func() {
 		cancel()
-		if factory != nil {
-			factory.Shutdown()
-		}
 		wg.Wait()
 		if er != nil {
 			er.Stop(3 * time.Second)
@@ -219,12 +216,11 @@ func (d *Detector) Run(ctx context.Context) error {
 		recorder = er
 	}
 
-	factory = informers.NewSharedInformerFactoryWithOptions(d.cfg.Client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", d.cfg.NodeName).String()
-		}))
-	nodes := factory.Core().V1().Nodes()
-	informer, lister := nodes.Informer(), nodes.Lister()
+	// One informer, on this node only.
+	informer := cache.NewSharedIndexInformer(
+		d.cfg.Client.NodeListWatch(fields.OneTermEqualSelector("metadata.name", d.cfg.NodeName).String()),
+		&v1.Node{}, 0, cache.Indexers{})
+	lister := corelisters.NewNodeLister(informer.GetIndexer())
 
 	probeNow := make(chan struct{}, 1)
 	a := &agent{
@@ -263,7 +259,7 @@ func (d *Detector) Run(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("node informer: %w", err)
 	}
-	factory.Start(ctx.Done())
+	wg.Go(func() { informer.RunWithContext(ctx) })
 
 	// Observing may start at once: the reporter uses the observations once
 	// the cache has synced, so a restarted detector keeps the transition
@@ -298,4 +294,18 @@ func (d *Detector) exit(ctx context.Context, serverErr chan error) error {
 	}
 	klog.FromContext(ctx).Info("Stopping detector")
 	return nil
+}
+
+// Client is what the detector asks of the API server: its own Node (listed
+// and watched by field selector, patched) and Events. kubeclient.Client
+// implements it for the binary; fromclientset adapts a clientset for tests.
+type Client interface {
+	// NodeListWatch lists and watches the nodes fieldSelector selects.
+	NodeListWatch(fieldSelector string) cache.ListerWatcher
+	// PatchNode patches a node or one of its subresources.
+	PatchNode(ctx context.Context, name string, pt types.PatchType, data []byte, subresources ...string) (*v1.Node, error)
+	// EventSink writes events (with ctx) for an event broadcaster.
+	EventSink(ctx context.Context) record.EventSink
+	// Scheme knows the core/v1 types, for the event recorder.
+	Scheme() *runtime.Scheme
 }

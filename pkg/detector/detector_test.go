@@ -28,6 +28,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/kubeclient/fromclientset"
 	"github.com/nodereboot/nodereboot/pkg/reboot"
 	"github.com/nodereboot/nodereboot/pkg/sentinel"
 )
@@ -169,7 +170,7 @@ func start(t *testing.T, o harnessOpts) *harness {
 		rebooter = o.rebooter
 	}
 	d, err := New(Config{
-		Client: h.client, NodeName: nodeName, ConditionType: contract.DefaultConditionType,
+		Client: fromclientset.New(h.client), NodeName: nodeName, ConditionType: contract.DefaultConditionType,
 		Detection: o.detection, Source: h.source, HeartbeatPeriod: heartbeat,
 		BootIDFile: bootFile, Rebooter: rebooter,
 		RebootBackoff:  wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 100, Cap: 40 * time.Millisecond},
@@ -748,7 +749,7 @@ func TestRebootCommitmentLosesToAConcurrentChange(t *testing.T) {
 func TestEventRecorderWritesNodeEvents(t *testing.T) {
 	client := fake.NewClientset()
 	ctx := context.Background()
-	r := newEventRecorder(ctx, client, nodeName)
+	r := newEventRecorder(ctx, fromclientset.New(client), nodeName)
 	r.Eventf(nodeRef(nodeName), v1.EventTypeWarning, contract.ReasonInvalidAnnotation, "value %q", "yes")
 	r.Stop(10 * time.Second)
 	events, err := client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{})

@@ -8,9 +8,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
@@ -38,15 +35,16 @@ type eventRecorder struct {
 
 // newEventRecorder starts an event broadcaster that writes to the core/v1
 // events API as component contract.DetectorComponent on host nodeName.
-func newEventRecorder(ctx context.Context, client kubernetes.Interface, nodeName string) *eventRecorder {
+func newEventRecorder(ctx context.Context, client Client, nodeName string) *eventRecorder {
 	r := &eventRecorder{changed: make(chan struct{})}
-	r.broadcaster = record.NewBroadcaster(record.WithContext(context.WithoutCancel(ctx)))
+	ctx = context.WithoutCancel(ctx)
+	r.broadcaster = record.NewBroadcaster(record.WithContext(ctx))
 	r.broadcaster.StartStructuredLogging(4)
 	r.broadcaster.StartRecordingToSink(&countingSink{
-		EventSink: &typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")},
+		EventSink: client.EventSink(ctx),
 		done:      r.done,
 	})
-	r.EventRecorder = r.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: contract.DetectorComponent, Host: nodeName})
+	r.EventRecorder = r.broadcaster.NewRecorder(client.Scheme(), v1.EventSource{Component: contract.DetectorComponent, Host: nodeName})
 	return r
 }
 

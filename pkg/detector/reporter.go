@@ -11,10 +11,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
@@ -28,7 +26,7 @@ import (
 // condition) and when the heartbeat is due. Failed writes are retried with
 // backoff; nothing is written while nothing changed between heartbeats.
 type reporter struct {
-	client    kubernetes.Interface
+	client    Client
 	lister    corelisters.NodeLister
 	nodeName  string
 	condType  string
@@ -169,7 +167,7 @@ func (r *reporter) patch(ctx context.Context, cond v1.NodeCondition) (*v1.NodeCo
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	node, err := r.client.CoreV1().Nodes().Patch(ctx, r.nodeName, types.StrategicMergePatchType, body, metav1.PatchOptions{}, "status")
+	node, err := r.client.PatchNode(ctx, r.nodeName, types.StrategicMergePatchType, body, "status")
 	if err != nil {
 		return nil, "", fmt.Errorf("patch nodes/%s/status: %w", r.nodeName, err)
 	}

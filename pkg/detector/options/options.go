@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -245,7 +244,7 @@ func (o *Options) Source() detector.Source {
 }
 
 // Config is the detector's configuration for a validated Options.
-func (o *Options) Config(client kubernetes.Interface) detector.Config {
+func (o *Options) Config(client detector.Client) detector.Config {
 	cfg := detector.Config{
 		Client:          client,
 		NodeName:        o.NodeName,
