@@ -32,6 +32,10 @@ const (
 	ResultError   = "error"   // any other error
 )
 
+// EvictionRequestTimeout bounds one eviction request, which runs to its end
+// even when the drain's context ends (see Drainer.Pass).
+const EvictionRequestTimeout = 10 * time.Second
+
 // Options configure a Drainer.
 type Options struct {
 	// GracePeriodSeconds overrides each pod's termination grace period
@@ -152,7 +156,9 @@ type pending struct {
 // must go and is due (not refused less than RetryDelay ago), and reports
 // what is left. It never waits and never deletes a pod. d's state for node
 // makes repeated passes idempotent: a pod already evicted (terminating) is
-// not evicted again.
+// not evicted again. Once ctx ends no eviction starts, but one already sent
+// runs to its end (at most EvictionRequestTimeout): cut in the middle, it
+// would leave its budget blocked for two minutes.
 func (d *Drainer) Pass(ctx context.Context, node string, pods []*v1.Pod) Status {
 	logger := klog.FromContext(ctx).WithValues("node", node)
 	st := d.state(node)
@@ -187,6 +193,11 @@ func (d *Drainer) Pass(ctx context.Context, node string, pods []*v1.Pod) Status 
 			if out.RetryAt.IsZero() || at.Before(out.RetryAt) {
 				out.RetryAt = at
 			}
+			continue
+		}
+		if ctx.Err() != nil {
+			// Stopping: start no new eviction.
+			left = append(left, pending{name: name, why: "not evicted: the controller is stopping"})
 			continue
 		}
 		result, why := d.evict(ctx, node, p, st)
@@ -236,7 +247,17 @@ func (d *Drainer) evict(ctx context.Context, node string, p *v1.Pod, st *nodeSta
 		g := d.opts.GracePeriodSeconds
 		ev.DeleteOptions.GracePeriodSeconds = &g
 	}
-	err := d.client.CoreV1().Pods(p.Namespace).EvictV1(ctx, ev)
+	// An eviction request, once sent, is seen through even if ctx ends (the
+	// controller stopping, its leadership lost): the API server records the
+	// pod in the budget's disruptedPods before it deletes the pod, and a
+	// request cut in between leaves a running pod counted as disrupted,
+	// which blocks every eviction under that budget for the disruption
+	// controller's 2-minute DeletionTimeout. The request is bounded by
+	// EvictionRequestTimeout; the API server enforces the budget whoever is
+	// leading.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), EvictionRequestTimeout)
+	defer cancel()
+	err := d.client.CoreV1().Pods(p.Namespace).EvictV1(rctx, ev)
 	name := p.Namespace + "/" + p.Name
 	switch {
 	case err == nil:

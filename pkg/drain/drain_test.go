@@ -2,6 +2,8 @@ package drain
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +16,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	ktypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	policylisters "k8s.io/client-go/listers/policy/v1"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -340,4 +344,73 @@ func TestPodWatchesRequeueOnPodChanges(t *testing.T) {
 	if len(w.Watching()) != 0 {
 		t.Fatalf("still watching %v", w.Watching())
 	}
+}
+
+// TestEvictionInFlightOutlivesTheContext: the controller stopping (or
+// losing its lease) while an eviction request is on the wire does not cut
+// it: the API server would otherwise record the pod as disrupted in its
+// budget without deleting it, blocking the budget for two minutes.
+func TestEvictionInFlightOutlivesTheContext(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	serverSawCancel := make(chan bool, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/pods/web-1/eviction") {
+			http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusBadRequest)
+			return
+		}
+		close(started)
+		select {
+		case <-release:
+			serverSawCancel <- false
+		case <-r.Context().Done():
+			serverSawCancel <- true
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Success"}`))
+	}))
+	defer srv.Close()
+	client, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	d := New(client, policylisters.NewPodDisruptionBudgetLister(idx), record.NewFakeRecorder(10),
+		clocktesting.NewFakeClock(time.Now()), Options{RetryDelay: time.Second})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Status, 1)
+	go func() { done <- d.Pass(ctx, nodeName, []*v1.Pod{pod("web-1")}) }()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no eviction request")
+	}
+	cancel()
+	close(release)
+	select {
+	case st := <-done:
+		if st.Evicted != 1 {
+			t.Errorf("pass %+v, want the eviction accepted", st)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pass did not return")
+	}
+	if <-serverSawCancel {
+		t.Error("the eviction request was cut when the context ended")
+	}
+}
+
+// TestNoEvictionStartsAfterTheContextEnded: a stopping controller sends no
+// new eviction.
+func TestNoEvictionStartsAfterTheContextEnded(t *testing.T) {
+	d, client, ev, _, _ := setup(t, Options{}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	st := d.Pass(ctx, nodeName, []*v1.Pod{pod("web-1"), pod("web-2")})
+	if len(ev.got) != 0 || st.Evicted != 0 || st.Pending != 2 {
+		t.Fatalf("after the end: %d evictions sent, status %+v; want none sent, 2 pending", len(ev.got), st)
+	}
+	noDeletes(t, client)
 }
