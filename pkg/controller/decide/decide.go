@@ -806,8 +806,13 @@ func rebooted(n *v1.Node, cfg *Config, now, since time.Time) Action {
 		}
 		return Action{Kind: Wait, Message: "rebooted but not Ready", Until: deadline}
 	}
+	// The soak runs on the controller's clock from the moment the new boot
+	// was seen Ready (since). A later Ready transition (a flap) restarts
+	// it, but only one the controller's clock can place: the transition
+	// time is written by the node's clock, and one in the controller's
+	// future (a node clock ahead) would hold the node for the skew.
 	start := since
-	if c := condition(n, v1.NodeReady); c != nil && c.LastTransitionTime.After(start) {
+	if c := condition(n, v1.NodeReady); c != nil && c.LastTransitionTime.After(start) && !c.LastTransitionTime.After(now) {
 		start = c.LastTransitionTime.Time
 	}
 	if end := start.Add(cfg.PostRebootSoak); end.After(now) {

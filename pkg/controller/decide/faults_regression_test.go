@@ -113,3 +113,44 @@ func TestConditionFromTheFutureWithoutMinAge(t *testing.T) {
 		t.Fatalf("with --condition-min-age: %v, want Wait until %v", a, ahead.Add(time.Minute))
 	}
 }
+
+// TestReadyTransitionFromTheFutureDoesNotHoldTheSoak: found by
+// controller-clock-5m-behind (I5, the rollout did not end). The node's
+// Ready transition, written by a clock 5 minutes ahead of the controller's,
+// was taken as a Ready flap after the reboot and restarted the soak from a
+// moment in the controller's future: every rebooted node stayed cordoned
+// for the skew.
+func TestReadyTransitionFromTheFutureDoesNotHoldTheSoak(t *testing.T) {
+	now := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+	ahead := 5 * time.Minute // the node's clock
+	cfg := &Config{Conditions: []string{contract.DefaultConditionType}, MaxConcurrent: 1, DrainTimeout: 10 * time.Minute,
+		OnDrainFailure: DrainFailureUncordon, RebootTimeout: 30 * time.Minute, MinRebootInterval: time.Hour}
+	rebootedAt := now.Add(-time.Second) // the controller saw the new boot Ready
+	n := &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", Annotations: map[string]string{
+			contract.AnnotationState:            string(contract.StateRebooted),
+			contract.AnnotationStateSince:       contract.FormatTime(rebootedAt),
+			contract.AnnotationCordonedByUs:     "true",
+			contract.AnnotationRebootAuthorized: "11111111-1111-1111-1111-111111111111",
+		}},
+		Spec: v1.NodeSpec{Unschedulable: true},
+		Status: v1.NodeStatus{
+			NodeInfo: v1.NodeSystemInfo{BootID: "22222222-2222-2222-2222-222222222222"},
+			// Ready again 2 s before the controller saw it, by the node's clock.
+			Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue,
+				LastTransitionTime: metav1.NewTime(rebootedAt.Add(ahead - 2*time.Second))}},
+		},
+	}
+	if a := Node(Input{Node: n, Config: cfg, Now: now}); a.Kind != Finish {
+		t.Fatalf("no soak, Ready since a node-clock time in the controller's future: %v, want Finish (uncordon)", a)
+	}
+	cfg.PostRebootSoak = 2 * time.Second
+	if a := Node(Input{Node: n, Config: cfg, Now: now}); a.Kind != Wait || !a.Until.Equal(rebootedAt.Add(2*time.Second)) {
+		t.Fatalf("2s soak: %v, want Wait until %v (the soak on the controller's clock)", a, rebootedAt.Add(2*time.Second))
+	}
+	// A flap the controller can place (clocks agree) still restarts it.
+	n.Status.Conditions[0].LastTransitionTime = metav1.NewTime(now.Add(-500 * time.Millisecond))
+	if a := Node(Input{Node: n, Config: cfg, Now: now}); a.Kind != Wait || !a.Until.Equal(now.Add(1500*time.Millisecond)) {
+		t.Fatalf("flap after the reboot: %v, want Wait until %v", a, now.Add(1500*time.Millisecond))
+	}
+}
