@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"github.com/nodereboot/nodereboot/e2e/faults/results"
 	"github.com/nodereboot/nodereboot/e2e/framework"
 	"github.com/nodereboot/nodereboot/e2e/harness"
 	"github.com/nodereboot/nodereboot/e2e/nodesim"
@@ -91,26 +92,6 @@ type run struct {
 	supervisor *supervisor
 	// target is the node the fault is aimed at, when there is one.
 	target string
-}
-
-// result is one line of NODEREBOOT_FAULTS_RESULTS.
-type result struct {
-	Fault           string            `json:"fault"`
-	Run             int               `json:"run"`
-	Seed            uint64            `json:"seed"`
-	Passed          bool              `json:"passed"`
-	RolloutSeconds  float64           `json:"rolloutSeconds"`
-	RecoverySeconds float64           `json:"recoverySeconds"`
-	Violations      []string          `json:"violations"`
-	LostEvents      []string          `json:"lostEvents,omitempty"`
-	LeftCordoned    []string          `json:"leftCordoned,omitempty"`
-	NotReady        []string          `json:"notReady,omitempty"`
-	Failed          map[string]string `json:"failed,omitempty"`
-	Reboots         int               `json:"reboots"`
-	MaxOut          int               `json:"maxOut"`
-	Evictions       int               `json:"evictions"`
-	Refused         int               `json:"evictionsRefused"`
-	Detail          string            `json:"detail"`
 }
 
 func full() bool { return os.Getenv("NODEREBOOT_FAULTS") == "full" }
@@ -276,7 +257,7 @@ func runOnce(t *testing.T, sc scenario, i int) {
 	rep := obs.Finish(finCtx, r.expect)
 	finCancel()
 
-	res := result{Fault: sc.name, Run: i, Seed: seed, RolloutSeconds: rollout.Seconds(),
+	res := results.Result{Fault: sc.name, Run: i, Seed: seed, RolloutSeconds: rollout.Seconds(),
 		LostEvents: rep.LostEvents, LeftCordoned: rep.LeftCordoned, NotReady: rep.NotReady, Failed: rep.FailedWithReason,
 		Reboots: rep.Reboots, MaxOut: rep.MaxOut, Evictions: rep.Evictions, Refused: rep.EvictionsRefused,
 		Detail: strings.Join(r.detail, "; "), Violations: []string{}}
@@ -318,7 +299,7 @@ func runOnce(t *testing.T, sc scenario, i int) {
 
 var resultsMu sync.Mutex
 
-func writeResult(t *testing.T, res result) {
+func writeResult(t *testing.T, res results.Result) {
 	path := os.Getenv("NODEREBOOT_FAULTS_RESULTS")
 	if path == "" {
 		return

@@ -14,22 +14,9 @@ import (
 	"os"
 	"sort"
 	"strings"
-)
 
-// result is the part of a run's line the table shows (e2e/faults writes it).
-type result struct {
-	Fault           string            `json:"fault"`
-	Passed          bool              `json:"passed"`
-	RolloutSeconds  float64           `json:"rolloutSeconds"`
-	RecoverySeconds float64           `json:"recoverySeconds"`
-	Violations      []string          `json:"violations"`
-	LostEvents      []string          `json:"lostEvents"`
-	LeftCordoned    []string          `json:"leftCordoned"`
-	NotReady        []string          `json:"notReady"`
-	Failed          map[string]string `json:"failed"`
-	Reboots         int               `json:"reboots"`
-	MaxOut          int               `json:"maxOut"`
-}
+	"github.com/nodereboot/nodereboot/e2e/faults/results"
+)
 
 func main() {
 	if err := run(os.Stdin, os.Stdout); err != nil {
@@ -39,12 +26,12 @@ func main() {
 }
 
 func run(in io.Reader, out io.Writer) error {
-	byFault := map[string][]result{}
+	byFault := map[string][]results.Result{}
 	var order []string
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
-		var r result
+		var r results.Result
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			return err
 		}
