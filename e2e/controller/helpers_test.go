@@ -1,7 +1,6 @@
 package controller_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -190,21 +189,9 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// metric reads one unlabelled sample of the controller's /metrics.
+// metric reads one sample of the controller's /metrics.
 func (c *controller) metric(name string) (float64, error) {
-	resp, err := http.Get("http://" + c.metricsAddr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && f[0] == name {
-			return strconv.ParseFloat(f[1], 64)
-		}
-	}
-	return 0, fmt.Errorf("metric %s not found", name)
+	return framework.Metric(c.metricsAddr, name)
 }
 
 // probe returns the HTTP status of a GET of the controller's path.

@@ -1,7 +1,6 @@
 package detector_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -556,25 +555,12 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// scrape reads one unlabelled sample from a /metrics endpoint.
+// scrape reads one sample from a /metrics endpoint.
 func scrape(t *testing.T, addr, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	v, err := framework.Metric(addr, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && f[0] == name {
-			v, err := strconv.ParseFloat(f[1], 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
-	}
-	t.Fatalf("metric %s not found at %s", name, addr)
-	return 0
+	return v
 }

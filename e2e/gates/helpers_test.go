@@ -1,14 +1,11 @@
 package gates_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,18 +104,7 @@ func (e *env) startController(name string, args ...string) *controller {
 // metric reads one sample of the controller's /metrics, e.g.
 // `nodereboot_reboot_blocked{reason="Paused"}`.
 func (c *controller) metric(sample string) (float64, error) {
-	resp, err := http.Get("http://" + c.addr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
-	}
-	return 0, fmt.Errorf("no sample %s", sample)
+	return framework.Metric(c.addr, sample)
 }
 
 func (e *env) request(node string) {
