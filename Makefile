@@ -10,6 +10,10 @@ BIN      := $(CURDIR)/bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/nodereboot/nodereboot/pkg/version.Version=$(VERSION)
 IMAGE    ?= ghcr.io/nodereboot/nodereboot:$(VERSION)
+IMAGE_DIR ?= $(CURDIR)/_output/image
+# The sandbox image the real node's containerd runs (built, never pulled).
+PAUSE_IMAGE ?= localhost/nodereboot/pause:1
+IMAGE_TOOLS_STAMP := $(BIN)/.image-tools
 
 # Kubernetes version of the local control plane's binaries (hack/tools/go.mod).
 KUBE_VERSION   := v1.37.2
@@ -33,7 +37,7 @@ E2E_TIMEOUT  ?= 30m
 UNIT_TIMEOUT ?= 10m
 NODES        ?= 3
 
-.PHONY: build test test-unit test-e2e test-faults test-deps lint lint-chart tools helm cluster demo bench image clean
+.PHONY: build test test-unit test-e2e test-faults test-deps lint lint-chart tools helm cluster demo bench image docker-image clean
 
 ## build: the two binaries, bin/nodereboot-detector and bin/nodereboot-controller
 build:
@@ -117,8 +121,38 @@ demo: tools build
 bench: tools build
 	$(GO) run ./bench
 
-## image: the container image (needs a Docker engine)
-image:
+## image: the container image as an OCI archive, without a container engine:
+## $(IMAGE_DIR)/nodereboot.oci.tar (the Dockerfile's layout, from this
+## Debian 12 machine's nsenter and glibc; checked by e2e/deploy TestImage)
+## and $(IMAGE_DIR)/pause.oci.tar (the sandbox image of e2e/realnode)
+image: $(IMAGE_TOOLS_STAMP)
+	@mkdir -p $(IMAGE_DIR)/bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_DIR)/bin/ ./cmd/nodereboot-detector ./cmd/nodereboot-controller
+	cp $(BIN)/pause $(IMAGE_DIR)/bin/pause
+	hack/image/rootfs.sh $(IMAGE_DIR)/bin $(IMAGE_DIR)/rootfs
+	$(BIN)/image-build --out $(IMAGE_DIR)/nodereboot.oci.tar --ref $(IMAGE) \
+	  --layer $(IMAGE_DIR)/rootfs/base --layer $(IMAGE_DIR)/rootfs/nsenter --layer $(IMAGE_DIR)/rootfs/bin \
+	  --user 65532:65532 --env PATH=/usr/local/bin:/usr/bin:/bin \
+	  --label org.opencontainers.image.title=nodereboot \
+	  --label 'org.opencontainers.image.description=Safe, event-driven node reboots for Kubernetes: nodereboot-detector and nodereboot-controller' \
+	  --label org.opencontainers.image.url=https://github.com/nodereboot/nodereboot \
+	  --label org.opencontainers.image.source=https://github.com/nodereboot/nodereboot \
+	  --label org.opencontainers.image.documentation=https://github.com/nodereboot/nodereboot/blob/main/docs/install.md \
+	  --label org.opencontainers.image.version=$(VERSION) \
+	  --label org.opencontainers.image.licenses=Apache-2.0 \
+	  --label org.opencontainers.image.base.name=gcr.io/distroless/base-debian12:nonroot
+	$(BIN)/image-build --out $(IMAGE_DIR)/pause.oci.tar --ref $(PAUSE_IMAGE) \
+	  --layer $(IMAGE_DIR)/rootfs/pause --user 65535:65535 --entrypoint /pause
+	@echo ">> $(IMAGE) in $(IMAGE_DIR)/nodereboot.oci.tar, $(PAUSE_IMAGE) in $(IMAGE_DIR)/pause.oci.tar"
+
+$(IMAGE_TOOLS_STAMP): hack/image/go.mod hack/image/go.sum hack/image/main.go hack/image/pause/main.go
+	@mkdir -p $(BIN)
+	cd hack/image && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/image-build . \
+	  && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/pause ./pause
+	@touch $@
+
+## docker-image: the same image with a Docker engine (docker build)
+docker-image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 clean:

@@ -170,52 +170,12 @@ func TestDockerfile(t *testing.T) {
 	}
 
 	// The final stage.
-	final := stages[len(stages)-1]
-	files := imageFiles{}
-	labels := map[string]bool{}
-	for _, in := range final.insts {
-		switch in.cmd {
-		case "USER":
-			files.user = in.args
-		case "ENV":
-			if v, ok := strings.CutPrefix(in.args, "PATH="); ok {
-				files.path = strings.Split(v, ":")
-			}
-		case "LABEL":
-			for _, m := range regexp.MustCompile(`(org\.opencontainers\.image\.[a-z.]+)=`).FindAllStringSubmatch(in.args, -1) {
-				labels[m[1]] = true
-			}
-		case "ENTRYPOINT", "CMD":
-			t.Errorf("line %d: %s; the manifests name the binary (one image, two binaries)", in.line, in.cmd)
-		case "COPY":
-			fields := strings.Fields(in.args)
-			from := ""
-			if v, ok := strings.CutPrefix(fields[0], "--from="); ok {
-				from, fields = v, fields[1:]
-			}
-			srcs, dst := fields[:len(fields)-1], fields[len(fields)-1]
-			for _, src := range srcs {
-				switch {
-				case from == "build" && strings.HasSuffix(dst, "/"):
-					files.paths = append(files.paths, dst+path.Base(src))
-				case from == "nsenter" && src == "/out/" && dst == "/":
-					// The nsenter stage copies /usr/bin/nsenter to /out/usr/bin/nsenter.
-					for _, i := range byName["nsenter"].insts {
-						if i.cmd == "RUN" && strings.Contains(i.args, "cp /usr/bin/nsenter /out/usr/bin/nsenter") {
-							files.paths = append(files.paths, "/usr/bin/nsenter")
-						}
-					}
-				default:
-					t.Errorf("line %d: COPY %s: not understood by this test", in.line, in.args)
-				}
-			}
-		}
-	}
+	files, labels := dockerfileImage(t, stages)
 	if files.user != "65532:65532" {
 		t.Errorf("final USER %q, want 65532:65532 (non-root; the detector's manifest runs it as root)", files.user)
 	}
 	for _, l := range []string{"title", "description", "source", "version", "url"} {
-		if !labels["org.opencontainers.image."+l] {
+		if _, ok := labels["org.opencontainers.image."+l]; !ok {
 			t.Errorf("no LABEL org.opencontainers.image.%s", l)
 		}
 	}
@@ -246,6 +206,59 @@ func TestDockerfile(t *testing.T) {
 			}
 		}
 	}
+}
+
+// dockerfileImage is what the Dockerfile's final stage puts into the image:
+// the files its COPY instructions name, USER, PATH and the OCI labels (their
+// values unexpanded).
+func dockerfileImage(t *testing.T, stages []*stage) (imageFiles, map[string]string) {
+	t.Helper()
+	byName := map[string]*stage{}
+	for _, s := range stages {
+		byName[s.name] = s
+	}
+	final := stages[len(stages)-1]
+	files := imageFiles{}
+	labels := map[string]string{}
+	for _, in := range final.insts {
+		switch in.cmd {
+		case "USER":
+			files.user = in.args
+		case "ENV":
+			if v, ok := strings.CutPrefix(in.args, "PATH="); ok {
+				files.path = strings.Split(v, ":")
+			}
+		case "LABEL":
+			for _, m := range regexp.MustCompile(`(org\.opencontainers\.image\.[a-z.]+)="([^"]*)"`).FindAllStringSubmatch(in.args, -1) {
+				labels[m[1]] = m[2]
+			}
+		case "ENTRYPOINT", "CMD":
+			t.Errorf("line %d: %s; the manifests name the binary (one image, two binaries)", in.line, in.cmd)
+		case "COPY":
+			fields := strings.Fields(in.args)
+			from := ""
+			if v, ok := strings.CutPrefix(fields[0], "--from="); ok {
+				from, fields = v, fields[1:]
+			}
+			srcs, dst := fields[:len(fields)-1], fields[len(fields)-1]
+			for _, src := range srcs {
+				switch {
+				case from == "build" && strings.HasSuffix(dst, "/"):
+					files.paths = append(files.paths, dst+path.Base(src))
+				case from == "nsenter" && src == "/out/" && dst == "/":
+					// The nsenter stage copies /usr/bin/nsenter to /out/usr/bin/nsenter.
+					for _, i := range byName["nsenter"].insts {
+						if i.cmd == "RUN" && strings.Contains(i.args, "cp /usr/bin/nsenter /out/usr/bin/nsenter") {
+							files.paths = append(files.paths, "/usr/bin/nsenter")
+						}
+					}
+				default:
+					t.Errorf("line %d: COPY %s: not understood by this test", in.line, in.args)
+				}
+			}
+		}
+	}
+	return files, labels
 }
 
 // TestDockerignore: the build context holds what the Dockerfile copies and
