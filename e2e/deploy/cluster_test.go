@@ -70,28 +70,35 @@ func applyCRDs(ctx context.Context, t *testing.T, c *framework.Cluster) {
 }
 
 // waitPolicyTypeChecked waits until the API server has type-checked the
-// current generation of the admission policy, and fails on any warning (a
-// CEL expression that does not compile or is ill-typed).
+// current generation of every admission policy, and fails on any warning (a
+// CEL expression that does not compile or is ill-typed). It returns the
+// detector's policy.
 func waitPolicyTypeChecked(ctx context.Context, t *testing.T, c *framework.Cluster) *admissionregistrationv1.ValidatingAdmissionPolicy {
 	t.Helper()
-	obj, err := framework.WaitFor(ctx, c.Client.AdmissionregistrationV1().RESTClient(), "validatingadmissionpolicies", "", policyName,
-		&admissionregistrationv1.ValidatingAdmissionPolicy{}, func(o any) bool {
-			p := o.(*admissionregistrationv1.ValidatingAdmissionPolicy)
-			return p.Status.ObservedGeneration == p.Generation && p.Status.TypeChecking != nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := obj.(*admissionregistrationv1.ValidatingAdmissionPolicy)
-	for _, w := range p.Status.TypeChecking.ExpressionWarnings {
-		t.Errorf("policy %s: %s: %s", policyName, w.FieldRef, w.Warning)
-	}
-	for _, cond := range p.Status.Conditions {
-		if cond.Status != metav1.ConditionTrue {
-			t.Errorf("policy %s: condition %s=%s: %s", policyName, cond.Type, cond.Status, cond.Message)
+	var detector *admissionregistrationv1.ValidatingAdmissionPolicy
+	for _, name := range policyNames {
+		obj, err := framework.WaitFor(ctx, c.Client.AdmissionregistrationV1().RESTClient(), "validatingadmissionpolicies", "", name,
+			&admissionregistrationv1.ValidatingAdmissionPolicy{}, func(o any) bool {
+				p := o.(*admissionregistrationv1.ValidatingAdmissionPolicy)
+				return p.Status.ObservedGeneration == p.Generation && p.Status.TypeChecking != nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := obj.(*admissionregistrationv1.ValidatingAdmissionPolicy)
+		for _, w := range p.Status.TypeChecking.ExpressionWarnings {
+			t.Errorf("policy %s: %s: %s", name, w.FieldRef, w.Warning)
+		}
+		for _, cond := range p.Status.Conditions {
+			if cond.Status != metav1.ConditionTrue {
+				t.Errorf("policy %s: condition %s=%s: %s", name, cond.Type, cond.Status, cond.Message)
+			}
+		}
+		if name == policyName {
+			detector = p
 		}
 	}
-	return p
+	return detector
 }
 
 // waitWorkloads waits until the detector runs on every node and the
@@ -218,13 +225,24 @@ func wantAllowed(ctx context.Context, t *testing.T, cs kubernetes.Interface, w n
 
 func wantDenied(ctx context.Context, t *testing.T, cs kubernetes.Interface, w nodeWrite, msg string) {
 	t.Helper()
+	wantDeniedBy(ctx, t, cs, w, msg, policyName)
+}
+
+// wantDeniedBy: the write is refused by one of the policies (a write that
+// two policies refuse is reported by one of them) with msg.
+func wantDeniedBy(ctx context.Context, t *testing.T, cs kubernetes.Interface, w nodeWrite, msg string, policies ...string) {
+	t.Helper()
 	err := w.do(ctx, cs)
-	switch {
-	case err == nil:
-		t.Errorf("%s: allowed, want denied by %s (%q)", w.name, policyName, msg)
-	case !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy '"+policyName+"'") || !strings.Contains(err.Error(), msg):
-		t.Errorf("%s: %v; want 403 from %s with %q", w.name, err, policyName, msg)
+	if err == nil {
+		t.Errorf("%s: allowed, want denied by %v (%q)", w.name, policies, msg)
+		return
 	}
+	for _, p := range policies {
+		if (apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy '"+p+"'") && strings.Contains(err.Error(), msg) {
+			return
+		}
+	}
+	t.Errorf("%s: %v; want 403 from one of %v with %q", w.name, err, policies, msg)
 }
 
 // waitPolicyEnforced waits until the API server's admission plugin enforces
@@ -236,15 +254,29 @@ func wantDenied(ctx context.Context, t *testing.T, cs kubernetes.Interface, w no
 func waitPolicyEnforced(ctx context.Context, t *testing.T, c *framework.Cluster, token string, ownsCondition bool) {
 	t.Helper()
 	det := tokenClient(t, c, token)
+	nodeCfg, err := c.NodeConfig("node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubelet, err := kubernetes.NewForConfig(nodeCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dryRun := metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}
 	var last string
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		_, errOther := det.CoreV1().Nodes().Patch(ctx, "node-1", types.MergePatchType,
 			annotationPatch(contract.AnnotationRebooting, ptr.To("probe")), dryRun)
 		_, errOwn := det.CoreV1().Nodes().Patch(ctx, "node-0", types.StrategicMergePatchType,
 			conditionPatch(contract.DefaultConditionType, "Unknown"), dryRun, "status")
-		last = fmt.Sprintf("node-1: %v; node-0 condition: %v", errOther, errOwn)
-		return errOther != nil && (errOwn == nil) == ownsCondition, nil
+		_, errCtl := kubelet.CoreV1().Nodes().Patch(ctx, "node-1", types.MergePatchType,
+			annotationPatch(contract.AnnotationState, ptr.To("Draining")), dryRun)
+		_, errEv := det.CoreV1().Events("default").Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe."},
+			InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: "node-1", UID: "node-1"}, Reason: "Probe", Type: corev1.EventTypeNormal},
+			metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		last = fmt.Sprintf("node-1: %v; node-0 condition: %v; kubelet's state: %v; event about node-1: %v", errOther, errOwn, errCtl, errEv)
+		return errOther != nil && (errOwn == nil) == ownsCondition &&
+			errCtl != nil && strings.Contains(errCtl.Error(), controllerPolicy) && errEv != nil && strings.Contains(errEv.Error(), eventsPolicy), nil
 	})
 	if err != nil {
 		t.Fatalf("the policy is not enforced as applied (owns condition: %v): %v; last probe: %s", ownsCondition, err, last)
@@ -299,7 +331,7 @@ func checkPolicy(ctx context.Context, t *testing.T, c *framework.Cluster, token 
 	t.Helper()
 	det := tokenClient(t, c, token)
 	own, other := "node-0", "node-1"
-	yes := "e2e"
+	yes := "0b6e3c9c-0000-4000-8000-000000000000" // a boot ID
 	rebooting := contract.AnnotationRebooting
 	merge, smp := types.MergePatchType, types.StrategicMergePatchType
 
@@ -325,10 +357,13 @@ func checkPolicy(ctx context.Context, t *testing.T, c *framework.Cluster, token 
 	wantDenied(ctx, t, det, nodeWrite{"own label removed", own, "", merge, []byte(`{"metadata":{"labels":{"type":null}}}`)}, "labels")
 	wantDenied(ctx, t, det, nodeWrite{"cordon", own, "", merge, []byte(`{"spec":{"unschedulable":true}}`)}, "spec")
 	wantDenied(ctx, t, det, nodeWrite{"taint", own, "", merge, []byte(`{"spec":{"taints":[{"key":"e2e","effect":"NoSchedule"}]}}`)}, "spec")
-	wantDenied(ctx, t, det, nodeWrite{"self-authorize", own, "", merge, annotationPatch(contract.AnnotationRebootAuthorized, &yes)},
-		"changed: "+contract.AnnotationRebootAuthorized)
-	wantDenied(ctx, t, det, nodeWrite{"controller's state", own, "", merge, annotationPatch(contract.AnnotationState, ptr.To("Failed"))},
-		"changed: "+contract.AnnotationState)
+	// Both the detector's and the controller's policy refuse these.
+	wantDeniedBy(ctx, t, det, nodeWrite{"self-authorize", own, "", merge, annotationPatch(contract.AnnotationRebootAuthorized, &yes)},
+		contract.AnnotationRebootAuthorized, policyName, controllerPolicy)
+	wantDeniedBy(ctx, t, det, nodeWrite{"controller's state", own, "", merge, annotationPatch(contract.AnnotationState, ptr.To("Failed"))},
+		contract.AnnotationState, policyName, controllerPolicy)
+	wantDenied(ctx, t, det, nodeWrite{"rebooting not a boot ID", own, "", merge, annotationPatch(rebooting, ptr.To("e2e"))}, "must be a boot ID")
+	checkEventsPolicy(ctx, t, det, own, other)
 	wantDenied(ctx, t, det, nodeWrite{"somebody's annotation removed", own, "", merge, annotationPatch(framework.KwokNodeAnnotation, nil)},
 		"changed: "+framework.KwokNodeAnnotation)
 	wantDenied(ctx, t, det, nodeWrite{"finalizer", own, "", merge, []byte(`{"metadata":{"finalizers":["e2e/x"]}}`)}, "finalizers")
@@ -336,6 +371,49 @@ func checkPolicy(ctx context.Context, t *testing.T, c *framework.Cluster, token 
 	wantDenied(ctx, t, det, nodeWrite{"another condition", own, "status", smp, conditionPatch("KernelDeadlock", "True")}, "may change no node condition but")
 	wantDenied(ctx, t, det, nodeWrite{"boot ID", own, "status", merge, []byte(`{"status":{"nodeInfo":{"bootID":"e2e-fake"}}}`)}, "status field")
 	wantDenied(ctx, t, det, nodeWrite{"addresses", own, "status", merge, []byte(`{"status":{"addresses":[{"type":"InternalIP","address":"10.9.9.9"}]}}`)}, "status field")
+}
+
+// checkEventsPolicy: the detector of own records events about own, in
+// namespace default, and no other.
+func checkEventsPolicy(ctx context.Context, t *testing.T, det kubernetes.Interface, own, other string) {
+	t.Helper()
+	event := func(node string) *corev1.Event {
+		return &corev1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: node + "."},
+			InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: node, UID: types.UID(node)},
+			Reason:         "E2E", Message: "e2e/deploy", Type: corev1.EventTypeNormal, Count: 1,
+			FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now()}
+	}
+	if _, err := det.CoreV1().Events("default").Create(ctx, event(own), metav1.CreateOptions{}); err != nil {
+		t.Errorf("the detector's event about its node: %v", err)
+	}
+	_, err := det.CoreV1().Events("default").Create(ctx, event(other), metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy '"+eventsPolicy+"'") {
+		t.Errorf("the detector's event about another node: %v, want 403 from %s", err, eventsPolicy)
+	}
+}
+
+// checkControllerPolicy: the controller's service account may write its
+// annotations; a node's own identity (a kubelet) may not, but may abort.
+func checkControllerPolicy(ctx context.Context, t *testing.T, c *framework.Cluster) {
+	t.Helper()
+	_, cfg, err := c.ServiceAccountKubeconfig(ctx, systemNS, controlSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := tokenClient(t, c, cfg.BearerToken)
+	nodeCfg, err := c.NodeConfig("node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubelet, err := kubernetes.NewForConfig(nodeCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merge := types.MergePatchType
+	wantAllowed(ctx, t, ctl, nodeWrite{"controller sets state", "node-1", "", merge, annotationPatch(contract.AnnotationState, ptr.To("Failed"))})
+	wantDeniedBy(ctx, t, kubelet, nodeWrite{"kubelet sets reboot-authorized", "node-1", "", merge, annotationPatch(contract.AnnotationRebootAuthorized, ptr.To("x"))},
+		"may set "+contract.AnnotationRebootAuthorized, controllerPolicy)
+	wantAllowed(ctx, t, kubelet, nodeWrite{"kubelet aborts", "node-1", "", merge, annotationPatch(contract.AnnotationState, nil)})
 }
 
 // TestKustomizeInstall applies the base and every component server-side to
@@ -366,6 +444,7 @@ func TestKustomizeInstall(t *testing.T) {
 
 	t.Run("admission policy", func(t *testing.T) {
 		checkPolicy(ctx, t, c, token, true)
+		checkControllerPolicy(ctx, t, c)
 	})
 
 	t.Run("admission policy fails closed", func(t *testing.T) {

@@ -104,6 +104,7 @@ func TestHelmInstall(t *testing.T) {
 		token := probePod(ctx, t, c, "probe-node-0", "node-0")
 		waitPolicyEnforced(ctx, t, c, token, true)
 		checkPolicy(ctx, t, c, token, true)
+		checkControllerPolicy(ctx, t, c)
 	})
 
 	t.Run("non-default values", func(t *testing.T) {

@@ -28,13 +28,19 @@ import (
 )
 
 const (
-	systemNS    = "nodereboot-system"
-	detectorSA  = "nodereboot-detector"
-	controlSA   = "nodereboot-controller"
-	policyName  = "nodereboot-detector-own-node"
-	chartPath   = "deploy/helm/nodereboot"
-	releaseName = "nodereboot"
+	systemNS   = "nodereboot-system"
+	detectorSA = "nodereboot-detector"
+	controlSA  = "nodereboot-controller"
+	policyName = "nodereboot-detector-own-node"
+	// The other admission policies.
+	eventsPolicy     = "nodereboot-detector-own-events"
+	controllerPolicy = "nodereboot-controller-annotations"
+	chartPath        = "deploy/helm/nodereboot"
+	releaseName      = "nodereboot"
 )
+
+// policyNames are the install's admission policies.
+var policyNames = []string{policyName, eventsPolicy, controllerPolicy}
 
 // The paths where the manifests mount the host's /var/run.
 const (

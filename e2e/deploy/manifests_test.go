@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -561,5 +562,66 @@ func TestComponentsAreOptIn(t *testing.T) {
 		if !slices.Contains(kinds, k) {
 			t.Errorf("the base has no %s", k)
 		}
+	}
+}
+
+// TestPoliciesFollowRenames: no admission policy names a service account or
+// a namespace (a renamed install would escape it): the controller is found
+// through RBAC (manage nodes.nodereboot.io), the detector through the
+// ClusterRoleBinding labelled nodereboot.io/identity=detector, which keeps
+// that label and follows the renamed service account under namePrefix,
+// nameSuffix and namespace. e2e/attacks runs such an install.
+func TestPoliciesFollowRenames(t *testing.T) {
+	for _, o := range decode(t, mustKustomize(t)) {
+		if o.GetKind() != "ValidatingAdmissionPolicy" {
+			continue
+		}
+		b, err := json.Marshal(o.Object["spec"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"nodereboot-system", "nodereboot-controller", "nodereboot-detector"} {
+			if strings.Contains(string(b), name) {
+				t.Errorf("policy %s names %q: a renamed install escapes it", o.GetName(), name)
+			}
+		}
+	}
+	dir := overlayIn(t, "acme-system")
+	f := filepath.Join(dir, "kustomization.yaml")
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f, append(b, "namePrefix: acme-\nnameSuffix: -v2\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := kustomize(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decode(t, out)
+	crb := find(t, objs, "ClusterRoleBinding", "acme-nodereboot-detector-v2")
+	subjects, _, _ := unstructured.NestedSlice(crb.Object, "subjects")
+	s := subjects[0].(map[string]any)
+	if crb.GetLabels()["nodereboot.io/identity"] != "detector" || s["name"] != "acme-nodereboot-detector-v2" || s["namespace"] != "acme-system" {
+		t.Errorf("renamed detector binding: labels %v, subject %v", crb.GetLabels(), s)
+	}
+	for _, p := range []string{"nodereboot-detector-own-node", "nodereboot-detector-own-events", "nodereboot-controller-annotations"} {
+		b := find(t, objs, "ValidatingAdmissionPolicyBinding", "acme-"+p+"-v2")
+		if got, _, _ := unstructured.NestedString(b.Object, "spec", "policyName"); got != "acme-"+p+"-v2" {
+			t.Errorf("binding %s names policy %q", b.GetName(), got)
+		}
+	}
+	role := find(t, objs, "ClusterRole", "acme-nodereboot-controller-v2")
+	rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
+	found := false
+	for _, r := range rules {
+		r := r.(map[string]any)
+		if fmt.Sprint(r["apiGroups"], r["resources"], r["verbs"]) == "[nodereboot.io] [nodes] [manage]" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the renamed controller's ClusterRole lost manage nodes.nodereboot.io: %v", rules)
 	}
 }

@@ -67,6 +67,7 @@ type Cluster struct {
 
 	opts    Options
 	tempDir bool
+	pki     *pki
 }
 
 // StartCluster starts a cluster for a test and stops it when the test ends.
@@ -161,6 +162,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
+	c.pki = pki
 	c.CAData = pki.caPEM
 	ports, err := freePorts(6)
 	if err != nil {
@@ -206,6 +208,9 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--client-ca-file=" + pki.caFile,
 		"--token-auth-file=" + tokenFile,
 		"--authorization-mode=Node,RBAC",
+		// As on real clusters: a kubelet may write only its own Node (and
+		// the pods bound to it); see NodeConfig.
+		"--enable-admission-plugins=NodeRestriction",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + pki.saPubFile,
 		"--service-account-signing-key-file=" + pki.saKeyFile,
@@ -307,6 +312,30 @@ func (c *Cluster) start(ctx context.Context) error {
 		return fmt.Errorf("kube-controller-manager: %w (log: %s)", err, c.ControllerManager.LogFile)
 	}
 	return nil
+}
+
+// UserConfig is a rest.Config that authenticates as user in groups, with a
+// client certificate signed by the cluster's CA (no token, no
+// impersonation: the API server's authenticator itself says who it is).
+func (c *Cluster) UserConfig(user string, groups ...string) (*rest.Config, error) {
+	certPEM, keyPEM, err := c.pki.clientCert(user, groups)
+	if err != nil {
+		return nil, err
+	}
+	return &rest.Config{
+		Host:            c.Server,
+		TLSClientConfig: rest.TLSClientConfig{CAData: c.CAData, CertData: certPEM, KeyData: keyPEM},
+		QPS:             50,
+		Burst:           100,
+		UserAgent:       "nodereboot-e2e-" + user,
+	}, nil
+}
+
+// NodeConfig is the credential of a node's kubelet: user system:node:<node>
+// in group system:nodes, which the Node authorizer and the NodeRestriction
+// admission plugin (enabled on every local cluster) confine to that node.
+func (c *Cluster) NodeConfig(node string) (*rest.Config, error) {
+	return c.UserConfig("system:node:"+node, "system:nodes")
 }
 
 // AuditLog is the path of the API server's audit log (see Options.AuditPolicy).
