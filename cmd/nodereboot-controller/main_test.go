@@ -54,3 +54,26 @@ func TestHelpAndVersionExit0(t *testing.T) {
 		}
 	}
 }
+
+// Settings from a Secret (environment variables) exit 2 too, naming the
+// variable.
+func TestBadSecretEnvironmentExits2(t *testing.T) {
+	for env, want := range map[string]string{
+		"NODEREBOOT_NOTIFY_URLS":    "$NODEREBOOT_NOTIFY_URLS",
+		"NODEREBOOT_PROMETHEUS_URL": "$NODEREBOOT_PROMETHEUS_URL",
+	} {
+		var stderr bytes.Buffer
+		getenv := func(k string) string {
+			if k == env {
+				return "nosuchservice:secret"
+			}
+			return ""
+		}
+		if code := run(context.Background(), nil, getenv, &stderr); code != 2 || !strings.Contains(stderr.String(), want) {
+			t.Errorf("%s: exit code %d, message %q; want 2 naming %s", env, code, stderr.String(), want)
+		}
+		if strings.Contains(stderr.String(), "secret") {
+			t.Errorf("%s: the message shows the value: %q", env, stderr.String())
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -77,6 +78,8 @@ type Options struct {
 	NotifyTemplate         string
 	NotifyStepTemplates    map[notify.Step]*string
 	NotifyTimeout          time.Duration
+	// The settings that may come from a Secret (secrets.go).
+	secretSettings
 
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
@@ -94,7 +97,7 @@ func New(getenv func(string) string) *Options {
 	if ns == "" {
 		ns = DefaultNamespace
 	}
-	return &Options{
+	o := &Options{
 		KubeAPIQPS:   DefaultKubeAPIQPS,
 		KubeAPIBurst: DefaultKubeAPIBurst,
 		LeaderElection: componentbaseconfig.LeaderElectionConfiguration{
@@ -128,6 +131,8 @@ func New(getenv func(string) string) *Options {
 		HealthProbeBindAddress: ":8081",
 		Workers:                4,
 	}
+	o.readEnv(getenv)
+	return o
 }
 
 // AddFlags binds the options to fs.
@@ -209,6 +214,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		fs.StringVar(v, "notify-template-"+string(step), "",
 			fmt.Sprintf("Go template of the %s notification (overrides --notify-template); default %q.", step, notify.DefaultTemplates[step]))
 	}
+	o.secretSettings.addFlags(fs)
 	fs.DurationVar(&o.NotifyTimeout, "notify-timeout", o.NotifyTimeout,
 		"How long sending one notification may take; notifications never hold up a rollout.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress,
@@ -226,6 +232,7 @@ func (o *Options) Validate() error {
 	bad := func(flag, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
 	}
+	errs = append(errs, o.secretSettings.resolve(os.ReadFile, o.PrometheusURL)...)
 	if o.KubeAPIQPS <= 0 {
 		bad("kube-api-qps", "must be positive, got %v", o.KubeAPIQPS)
 	}
@@ -376,6 +383,15 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
+// prometheusURLOrSecret is --prometheus-url, or the URL Validate read from
+// $NODEREBOOT_PROMETHEUS_URL or --prometheus-url-file.
+func (o *Options) prometheusURLOrSecret() string {
+	if o.PrometheusURL != "" {
+		return o.PrometheusURL
+	}
+	return o.secretSettings.prometheusURL
+}
+
 // NotifyConfig is the configuration of the notifications; onResult counts
 // them.
 func (o *Options) NotifyConfig(onResult func(string)) notify.Config {
@@ -385,7 +401,8 @@ func (o *Options) NotifyConfig(onResult func(string)) notify.Config {
 			steps[step] = *v
 		}
 	}
-	return notify.Config{URLs: o.NotifyURLs, Template: o.NotifyTemplate, StepTemplates: steps,
+	urls := append(append([]string(nil), o.NotifyURLs...), o.secretSettings.notifyURLs...)
+	return notify.Config{URLs: urls, Template: o.NotifyTemplate, StepTemplates: steps,
 		Timeout: o.NotifyTimeout, OnResult: onResult}
 }
 
@@ -430,8 +447,8 @@ func (o *Options) Config() (controller.Config, error) {
 		return controller.Config{}, fmt.Errorf("--blocking-pod-selector: %w", err)
 	}
 	var alerts *gates.AlertChecker
-	if o.PrometheusURL != "" {
-		alerts = &gates.AlertChecker{URL: o.PrometheusURL, MatchOnly: o.AlertFilterMatchOnly, FiringOnly: o.AlertFiringOnly}
+	if promURL := o.prometheusURLOrSecret(); promURL != "" {
+		alerts = &gates.AlertChecker{URL: promURL, MatchOnly: o.AlertFilterMatchOnly, FiringOnly: o.AlertFiringOnly}
 		if o.AlertFilterRegexp != "" {
 			if alerts.Filter, err = regexp.Compile(o.AlertFilterRegexp); err != nil {
 				return controller.Config{}, fmt.Errorf("--alert-filter-regexp: %w", err)
