@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -648,10 +650,38 @@ func testRBAC(ctx context.Context, t *testing.T, c *framework.Cluster, detectorT
 		{controlSA, []string{"update", "nodes"}, false},
 		{controlSA, []string{"update", "leases/nodereboot-controller", "-n", systemNS}, true},
 		{controlSA, []string{"update", "leases/kube-scheduler", "-n", "kube-system"}, false},
+		// The slot record: only it, but create cannot be limited by name.
+		{controlSA, []string{"update", "configmaps/nodereboot-slots", "-n", systemNS}, true},
+		{controlSA, []string{"get", "configmaps/nodereboot-slots", "-n", systemNS}, true},
+		{controlSA, []string{"update", "configmaps/other", "-n", systemNS}, false},
+		{controlSA, []string{"delete", "configmaps/nodereboot-slots", "-n", systemNS}, false},
+		{controlSA, []string{"create", "configmaps", "-n", systemNS}, true},
+		{controlSA, []string{"create", "configmaps", "-n", "default"}, false},
 	} {
 		if got := canI(ctx, t, c, tc.sa, tc.args...); got != tc.want {
 			t.Errorf("%s can-i %v: %v, want %v", tc.sa, tc.args, got, tc.want)
 		}
+	}
+
+	// The permission that makes the controller the controller for the
+	// admission policy nodereboot-controller-annotations: no API behind
+	// it, so asked with a SubjectAccessReview, as the policy's authorizer
+	// check does, and listed by kubectl auth can-i --list.
+	for sa, want := range map[string]bool{controlSA: true, detectorSA: false} {
+		sar, err := c.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: "system:serviceaccount:" + systemNS + ":" + sa, Groups: []string{"system:serviceaccounts"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Group: "nodereboot.io", Resource: "nodes", Verb: "manage"},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sar.Status.Allowed != want {
+			t.Errorf("%s may manage nodes.nodereboot.io: %v, want %v", sa, sar.Status.Allowed, want)
+		}
+	}
+	out, err := c.Kubectl(ctx, "auth", "can-i", "--list", "--as=system:serviceaccount:"+systemNS+":"+controlSA)
+	if err != nil || !regexp.MustCompile(`(?m)^nodes\.nodereboot\.io\s+\[\]\s+\[\]\s+\[manage\]`).MatchString(out) {
+		t.Errorf("kubectl auth can-i --list does not show manage on nodes.nodereboot.io (%v):\n%s", err, out)
 	}
 
 	// Real requests with service-account tokens.
