@@ -71,6 +71,10 @@ type Results struct {
 	Figures  []Figure       `json:"figures"`
 	Details  map[string]any `json:"details"`
 	Duration string         `json:"duration"`
+	// Errors are the benchmarks that failed, with why: a failed sample,
+	// more nodes out than --max-concurrent, an unfinished rollout. A run
+	// with errors exits 1.
+	Errors []string `json:"errors,omitempty"`
 }
 
 // Figure is one line of the table.
@@ -186,6 +190,7 @@ func run(args []string, stdout io.Writer) int {
 		start := time.Now()
 		if err := b.run(ctx, cfg, res); err != nil {
 			fmt.Fprintf(os.Stderr, "benchmark %s: %v\n", b.name, err)
+			res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", b.name, err))
 			failed = true
 			if ctx.Err() != nil {
 				break
@@ -240,4 +245,7 @@ func printTable(w io.Writer, r *Results) {
 		}
 	}
 	tw.Flush()
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "FAILED %s\n", e)
+	}
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -49,37 +51,66 @@ type procSample struct {
 
 const clockTicks = 100 // USER_HZ on Linux
 
+// sampleProc reads a process's memory and CPU time from /proc. Any field it
+// cannot read is an error, never a zero.
 func sampleProc(pid int) (procSample, error) {
 	s := procSample{at: time.Now()}
+	fail := func(format string, args ...any) (procSample, error) {
+		return procSample{}, fmt.Errorf("sampling process %d: %s", pid, fmt.Sprintf(format, args...))
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return s, err
+		return fail("%v", err)
 	}
+	found := map[string]*float64{"VmRSS:": &s.rssMiB, "RssAnon:": &s.anonMiB, "RssFile:": &s.fileMiB}
 	for _, line := range strings.Split(string(status), "\n") {
 		fields := strings.Fields(line)
 		if len(fields) < 2 {
 			continue
 		}
-		kb, _ := strconv.Atoi(fields[1])
-		switch fields[0] {
-		case "VmRSS:":
-			s.rssMiB = float64(kb) / 1024
-		case "RssAnon:":
-			s.anonMiB = float64(kb) / 1024
-		case "RssFile:":
-			s.fileMiB = float64(kb) / 1024
+		dst, ok := found[fields[0]]
+		if !ok {
+			continue
 		}
+		kb, err := strconv.Atoi(fields[1])
+		if err != nil {
+			return fail("%s %q: %v", fields[0], fields[1], err)
+		}
+		*dst = float64(kb) / 1024
+		delete(found, fields[0])
+	}
+	if len(found) > 0 {
+		return fail("no %v in /proc/%d/status", keys(found), pid)
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return s, err
+		return fail("%v", err)
 	}
 	// Fields after the command name (which may hold spaces) start at ") ".
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	utime, _ := strconv.Atoi(fields[11])
-	stime, _ := strconv.Atoi(fields[12])
+	i := strings.LastIndexByte(string(stat), ')')
+	if i < 0 || i+2 > len(stat) {
+		return fail("cannot parse /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(string(stat[i+2:]))
+	if len(fields) < 13 {
+		return fail("cannot parse /proc/%d/stat: %d fields", pid, len(fields))
+	}
+	utime, err1 := strconv.Atoi(fields[11])
+	stime, err2 := strconv.Atoi(fields[12])
+	if err := errors.Join(err1, err2); err != nil {
+		return fail("utime/stime in /proc/%d/stat: %v", pid, err)
+	}
 	s.cpu = time.Duration(utime+stime) * time.Second / clockTicks
 	return s, nil
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Footprint is a process's memory and CPU use over a window.

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
-	"maps"
+	"fmt"
+	"sort"
+	"strconv"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/informers"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
@@ -21,18 +25,28 @@ type transition struct {
 	at   time.Time
 }
 
+// outPoint is one observed version of a node: whether it was out then.
+type outPoint struct {
+	rv   uint64
+	node string
+	out  bool
+}
+
 // recorder watches every node and timestamps what changes, as a user's
 // `kubectl get nodes -w` would see it. Waiters get the receive time of the
-// update that satisfied them.
+// update that satisfied them. It is also the benchmarks' oracle for
+// --max-concurrent: every version of every node is kept as (resource
+// version, out or not), nodes out before it started and deleted nodes
+// included, and checkOut replays them in resource-version order.
 type recorder struct {
 	nodes cache.Indexer
 
 	mu          sync.Mutex
 	transitions []transition
 	waiters     map[*waiter]struct{}
-	out, maxOut int
-	outNodes    map[string]string // node → resourceVersion at which it was seen taken
-	maxOutNodes map[string]string // outNodes when maxOut was reached
+	points      []outPoint
+	last        map[string]outPoint // each node's last observed version
+	gap         map[string]bool     // nodes whose next version follows a relist
 }
 
 type waiter struct {
@@ -47,21 +61,49 @@ type seen struct {
 }
 
 func startRecorder(ctx context.Context, client kubernetes.Interface) (*recorder, error) {
-	r := &recorder{waiters: map[*waiter]struct{}{}, outNodes: map[string]string{}}
-	f := informers.NewSharedInformerFactory(client, 0)
-	inf := f.Core().V1().Nodes().Informer()
+	r := &recorder{waiters: map[*waiter]struct{}{}, last: map[string]outPoint{}, gap: map[string]bool{}}
+	inf := cache.NewSharedIndexInformer(r.listWatch(client), &corev1.Node{}, 0, cache.Indexers{})
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { r.update(nil, obj.(*corev1.Node)) },
-		UpdateFunc: func(o, n any) {
-			r.update(o.(*corev1.Node), n.(*corev1.Node))
-		},
+		AddFunc:    func(obj any) { r.update(nil, obj.(*corev1.Node)) },
+		UpdateFunc: func(o, n any) { r.update(o.(*corev1.Node), n.(*corev1.Node)) },
+		DeleteFunc: r.deleted,
 	}); err != nil {
 		return nil, err
 	}
 	r.nodes = inf.GetIndexer()
-	f.Start(ctx.Done())
-	f.WaitForCacheSync(ctx.Done())
+	go inf.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return nil, fmt.Errorf("recorder: node cache not synced: %w", ctx.Err())
+	}
 	return r, nil
+}
+
+// listWatch lists and watches Nodes; every list after the first is a
+// relist, after which a node's versions in between may have been missed.
+func (r *recorder) listWatch(client kubernetes.Interface) *cache.ListWatch {
+	nodes := client.CoreV1().Nodes()
+	lists := 0
+	relist := func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if lists++; lists > 1 {
+			for name := range r.last {
+				r.gap[name] = true
+			}
+		}
+	}
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			relist()
+			return nodes.List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			if opts.SendInitialEvents != nil && *opts.SendInitialEvents {
+				relist()
+			}
+			return nodes.Watch(ctx, opts)
+		},
+	}
 }
 
 func conditionStatus(n *corev1.Node) corev1.ConditionStatus {
@@ -73,10 +115,65 @@ func conditionStatus(n *corev1.Node) corev1.ConditionStatus {
 	return ""
 }
 
+// isOut: the node is in nodereboot's pipeline, between the cordon and the
+// uncordon (any state, even one the controller would call invalid, or our
+// cordon), as the controller counts it.
+func isOut(n *corev1.Node) bool {
+	if n == nil {
+		return false
+	}
+	if n.Annotations[contract.AnnotationState] != "" {
+		return true
+	}
+	_, ok := n.Annotations[contract.AnnotationCordonedByUs]
+	return ok
+}
+
+func parseRV(s string) uint64 {
+	rv, _ := strconv.ParseUint(s, 10, 64)
+	return rv
+}
+
+// observe records a version of a node for the --max-concurrent replay;
+// r.mu is held. Where the watch broke, the node counts as out between its
+// two versions around the gap only if it was out at both: no violation is
+// claimed from versions the watch may have skipped.
+func (r *recorder) observe(node string, rv uint64, out bool) {
+	if prev, ok := r.last[node]; ok && r.gap[node] {
+		r.points = append(r.points, outPoint{prev.rv + 1, node, prev.out && out})
+	}
+	delete(r.gap, node)
+	p := outPoint{rv, node, out}
+	r.points = append(r.points, p)
+	r.last[node] = p
+}
+
+func (r *recorder) deleted(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rv := parseRV(n.ResourceVersion)
+	if prev, ok := r.last[n.Name]; ok && rv <= prev.rv {
+		// The deletion's own version is unknown: out no later than
+		// just after the last version seen.
+		rv = prev.rv + 1
+	}
+	r.observe(n.Name, rv, false)
+	delete(r.last, n.Name)
+	delete(r.gap, n.Name)
+}
+
 func (r *recorder) update(o, n *corev1.Node) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.observe(n.Name, parseRV(n.ResourceVersion), isOut(n))
 	add := func(kind string) { r.transitions = append(r.transitions, transition{n.Name, kind, now}) }
 	if o != nil {
 		if oc, nc := conditionStatus(o), conditionStatus(n); oc != nc {
@@ -92,18 +189,10 @@ func (r *recorder) update(o, n *corev1.Node) {
 			switch {
 			case os == "" && ns != "":
 				add("taken")
-				r.out++
-				r.outNodes[n.Name] = n.ResourceVersion
-				if r.out > r.maxOut {
-					r.maxOut = r.out
-					r.maxOutNodes = maps.Clone(r.outNodes)
-				}
 			case ns == string(contract.StateAuthorized):
 				add("authorized")
 			case os != "" && ns == "":
 				add("done")
-				r.out--
-				delete(r.outNodes, n.Name)
 			}
 		}
 		if o.Status.NodeInfo.BootID != n.Status.NodeInfo.BootID {
@@ -173,18 +262,54 @@ func (r *recorder) since(t time.Time) []transition {
 	return out
 }
 
-// maxNodesOut is the largest number of nodes seen with a state at once,
-// and which nodes they were (with the resource version of their take).
-func (r *recorder) maxNodesOut() int {
+// outReplay replays every observed node version in resource-version order
+// (one sequence for all objects of an etcd) and returns the most nodes out
+// at once and, for the first moment more than limit were out, which nodes
+// and at which resource version.
+func (r *recorder) outReplay(limit int) (maxOut int, over []string, overRV uint64) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.maxOut
+	pts := append([]outPoint(nil), r.points...)
+	r.mu.Unlock()
+	// Same version: leaving first, so that only a certain overlap counts.
+	sort.SliceStable(pts, func(i, j int) bool {
+		if pts[i].rv != pts[j].rv {
+			return pts[i].rv < pts[j].rv
+		}
+		return !pts[i].out && pts[j].out
+	})
+	out := map[string]bool{}
+	for _, p := range pts {
+		if p.out {
+			out[p.node] = true
+		} else {
+			delete(out, p.node)
+		}
+		maxOut = max(maxOut, len(out))
+		if len(out) > limit && over == nil {
+			for n := range out {
+				over = append(over, n)
+			}
+			sort.Strings(over)
+			overRV = p.rv
+		}
+	}
+	return maxOut, over, overRV
 }
 
-func (r *recorder) maxOutSet() map[string]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return maps.Clone(r.maxOutNodes)
+// maxNodesOut is the largest number of nodes seen out at once.
+func (r *recorder) maxNodesOut() int {
+	m, _, _ := r.outReplay(int(^uint(0) >> 1))
+	return m
+}
+
+// checkOut is an error naming the nodes if more than limit were ever out
+// at once.
+func (r *recorder) checkOut(limit int) error {
+	m, over, rv := r.outReplay(limit)
+	if over == nil {
+		return nil
+	}
+	return fmt.Errorf("%d nodes out at once with --max-concurrent %d (most seen: %d), at resource version %d: %v", len(over), limit, m, rv, over)
 }
 
 func hasCondition(status corev1.ConditionStatus) func(*corev1.Node) bool {

@@ -262,10 +262,9 @@ func runOnce(t *testing.T, sc scenario, i int) {
 		Reboots: rep.Reboots, MaxOut: rep.MaxOut, Evictions: rep.Evictions, Refused: rep.EvictionsRefused,
 		Detail: strings.Join(r.detail, "; "), Violations: []string{}}
 	if !recoveredAt.IsZero() {
-		res.RecoverySeconds = recoveredAt.Sub(faultEnd).Seconds()
-		if res.RecoverySeconds < 0 {
-			res.RecoverySeconds = 0
-		}
+		// Seen recovered before the injection returned: 0.
+		rec := max(0, recoveredAt.Sub(faultEnd).Seconds())
+		res.RecoverySeconds = &rec
 	}
 	for _, v := range rep.Violations {
 		res.Violations = append(res.Violations, v.String())
@@ -275,8 +274,12 @@ func runOnce(t *testing.T, sc scenario, i int) {
 		res.Violations = append(res.Violations, "I5 the rollout did not end")
 	}
 	res.Passed = len(res.Violations) == 0 && !t.Failed()
-	t.Logf("fault %s run %d: %s; rollout %.1fs, recovery %.1fs, %d reboots, max %d out, %d evictions (%d refused), lost events %d, failed %v, not ready %v",
-		sc.name, i, res.Detail, res.RolloutSeconds, res.RecoverySeconds, res.Reboots, res.MaxOut, res.Evictions, res.Refused,
+	recovery := "never"
+	if res.RecoverySeconds != nil {
+		recovery = fmt.Sprintf("%.1fs", *res.RecoverySeconds)
+	}
+	t.Logf("fault %s run %d: %s; rollout %.1fs, recovery %s, %d reboots, max %d out, %d evictions (%d refused), lost events %d, failed %v, not ready %v",
+		sc.name, i, res.Detail, res.RolloutSeconds, recovery, res.Reboots, res.MaxOut, res.Evictions, res.Refused,
 		len(res.LostEvents), res.Failed, res.NotReady)
 	for _, l := range rep.LostEvents {
 		t.Logf("lost event (allowed for this fault): %s", l)

@@ -43,15 +43,20 @@ func run(in io.Reader, out io.Writer) error {
 	if err := sc.Err(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "| fault | runs | invariant violations | nodes lost or left cordoned | failed with a reason | lost events | time to recover (median / max) | rollout (median) | max out |")
-	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(out, "| fault | runs | failed runs | invariant violations | nodes lost or left cordoned | failed with a reason | lost events | time to recover (median / max) | rollout (median) | max out |")
+	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, f := range order {
 		rs := byFault[f]
 		var violations, lost int
-		var recov, roll []float64
+		var recov []*float64
+		var roll []float64
+		var failedRuns []string
 		left, failed := map[string]bool{}, map[string]bool{}
 		maxOut := 0
 		for _, r := range rs {
+			if !r.Passed {
+				failedRuns = append(failedRuns, fmt.Sprintf("#%d", r.Run))
+			}
 			violations += len(r.Violations)
 			lost += len(r.LostEvents)
 			recov = append(recov, r.RecoverySeconds)
@@ -69,11 +74,53 @@ func run(in io.Reader, out io.Writer) error {
 			}
 			maxOut = max(maxOut, r.MaxOut)
 		}
-		fmt.Fprintf(out, "| %s | %d | %d | %s | %s | %d | %.1f s / %.1f s | %.1f s | %d |\n",
-			f, len(rs), violations, list(left, "0"), list(failed, "—"), lost,
-			median(recov), maxOf(recov), median(roll), maxOut)
+		failedCell := "0"
+		if len(failedRuns) > 0 {
+			failedCell = fmt.Sprintf("**%d FAILED** (%s)", len(failedRuns), strings.Join(failedRuns, ", "))
+		}
+		fmt.Fprintf(out, "| %s | %d | %s | %d | %s | %s | %d | %s / %s | %.1f s | %d |\n",
+			f, len(rs), failedCell, violations, list(left, "0"), list(failed, "—"), lost,
+			seconds(medianRecovery(recov)), seconds(maxRecovery(recov)), median(roll), maxOut)
 	}
 	return nil
+}
+
+// seconds prints a recovery time; nil is a recovery that never happened.
+func seconds(s *float64) string {
+	if s == nil {
+		return "never"
+	}
+	return fmt.Sprintf("%.1f s", *s)
+}
+
+// sortedRecoveries orders recovery times, those that never happened last
+// (longer than any that did).
+func sortedRecoveries(xs []*float64) []*float64 {
+	s := append([]*float64(nil), xs...)
+	sort.SliceStable(s, func(i, j int) bool {
+		switch {
+		case s[i] == nil:
+			return false
+		case s[j] == nil:
+			return true
+		}
+		return *s[i] < *s[j]
+	})
+	return s
+}
+
+func medianRecovery(xs []*float64) *float64 {
+	if len(xs) == 0 {
+		return nil
+	}
+	return sortedRecoveries(xs)[len(xs)/2]
+}
+
+func maxRecovery(xs []*float64) *float64 {
+	if len(xs) == 0 {
+		return nil
+	}
+	return sortedRecoveries(xs)[len(xs)-1]
 }
 
 func list(m map[string]bool, none string) string {
@@ -95,12 +142,4 @@ func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
 	return s[len(s)/2]
-}
-
-func maxOf(xs []float64) float64 {
-	m := 0.0
-	for _, x := range xs {
-		m = max(m, x)
-	}
-	return m
 }

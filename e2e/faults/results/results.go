@@ -3,14 +3,18 @@
 // them into the table of docs/reliability.md.
 package results
 
-// Result is one run of one fault.
+// Result is one run of one fault. Passed is false when the run failed in
+// any way (a violation, the rollout not ending, any test error).
 type Result struct {
-	Fault           string            `json:"fault"`
-	Run             int               `json:"run"`
-	Seed            uint64            `json:"seed"`
-	Passed          bool              `json:"passed"`
-	RolloutSeconds  float64           `json:"rolloutSeconds"`
-	RecoverySeconds float64           `json:"recoverySeconds"`
+	Fault          string  `json:"fault"`
+	Run            int     `json:"run"`
+	Seed           uint64  `json:"seed"`
+	Passed         bool    `json:"passed"`
+	RolloutSeconds float64 `json:"rolloutSeconds"`
+	// RecoverySeconds is the time from the fault's end to the sign that
+	// the system recovered; null when it never did (not 0: that is an
+	// instant recovery).
+	RecoverySeconds *float64          `json:"recoverySeconds"`
 	Violations      []string          `json:"violations"`
 	LostEvents      []string          `json:"lostEvents,omitempty"`
 	LeftCordoned    []string          `json:"leftCordoned,omitempty"`
