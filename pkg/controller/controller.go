@@ -171,6 +171,7 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 		}
 	}
 	c.drainer = drain.New(client, pdbInformer.Lister(), recorder, clk, dopts)
+	_, _ = pdbInformer.Informer().AddEventHandler(c.drainer.BudgetHandler(c.queue.Add)) // refused evictions retried when their budget allows
 	c.pods = drain.NewPodWatches(client, c.queue.Add)
 
 	// Nodes are large; the controller needs neither managed fields nor the

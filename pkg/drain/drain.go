@@ -32,6 +32,9 @@ const (
 	ResultError   = "error"   // any other error
 )
 
+// DefaultMinRetrySpacing is Options.MinRetrySpacing's default.
+const DefaultMinRetrySpacing = 250 * time.Millisecond
+
 // EvictionRequestTimeout bounds one eviction request, which runs to its end
 // even when the drain's context ends (see Drainer.Pass).
 const EvictionRequestTimeout = 10 * time.Second
@@ -44,9 +47,16 @@ type Options struct {
 	// DeleteEmptyDirData allows evicting pods with emptyDir volumes (their
 	// data is lost).
 	DeleteEmptyDirData bool
-	// RetryDelay is how long to wait before evicting a pod again after a
-	// refusal or an error.
+	// RetryDelay is how long to wait before evicting a pod again after an
+	// error, and at most after a refusal by a disruption budget: a refused
+	// pod is tried again as soon as a budget that blocked it changes its
+	// status to allow a disruption (see BudgetHandler), else after
+	// RetryDelay (the fallback when no budget event comes).
 	RetryDelay time.Duration
+	// MinRetrySpacing is the least time between two eviction requests for
+	// one pod, however often its budget changes (default
+	// DefaultMinRetrySpacing, never more than RetryDelay).
+	MinRetrySpacing time.Duration
 	// MaxListed caps the pods named in Status.Pods (default 10).
 	MaxListed int
 	// OnEviction, if set, is called with the result of every eviction
@@ -84,7 +94,16 @@ type Drainer struct {
 }
 
 type nodeState struct {
+	// mu guards retryAt, waits and tried, which BudgetHandler's events
+	// change while a pass runs.
+	mu      sync.Mutex
 	retryAt map[types.UID]time.Time
+	// waits are, per refused pod, the budgets that matched it and, for
+	// each, the resourceVersion of the budget last acted on: a status
+	// change of a later version wakes the pod once.
+	waits map[types.UID]map[string]string
+	// tried is when each pod's last eviction was sent.
+	tried   map[types.UID]time.Time
 	why     map[types.UID]string
 	warned  map[types.UID]string // the blocker last announced by an event
 	evicted map[types.UID]bool   // accepted evictions: never sent twice
@@ -94,6 +113,12 @@ type nodeState struct {
 func New(client kubernetes.Interface, pdbs policylisters.PodDisruptionBudgetLister, recorder record.EventRecorder, clk clock.PassiveClock, opts Options) *Drainer {
 	if opts.MaxListed <= 0 {
 		opts.MaxListed = 10
+	}
+	if opts.MinRetrySpacing <= 0 {
+		opts.MinRetrySpacing = DefaultMinRetrySpacing
+	}
+	if opts.RetryDelay > 0 && opts.MinRetrySpacing > opts.RetryDelay {
+		opts.MinRetrySpacing = opts.RetryDelay
 	}
 	return &Drainer{client: client, pdbs: pdbs, recorder: recorder, clock: clk, opts: opts, nodes: map[string]*nodeState{}}
 }
@@ -116,7 +141,7 @@ func (d *Drainer) state(node string) *nodeState {
 	defer d.mu.Unlock()
 	s := d.nodes[node]
 	if s == nil {
-		s = &nodeState{retryAt: map[types.UID]time.Time{}, why: map[types.UID]string{}, warned: map[types.UID]string{}, evicted: map[types.UID]bool{}}
+		s = &nodeState{retryAt: map[types.UID]time.Time{}, waits: map[types.UID]map[string]string{}, tried: map[types.UID]time.Time{}, why: map[types.UID]string{}, warned: map[types.UID]string{}, evicted: map[types.UID]bool{}}
 		d.nodes[node] = s
 	}
 	return s
@@ -188,7 +213,10 @@ func (d *Drainer) Pass(ctx context.Context, node string, pods []*v1.Pod) Status 
 			left = append(left, pending{name: name, why: "evicted"})
 			continue
 		}
-		if at, ok := st.retryAt[p.UID]; ok && at.After(now) {
+		st.mu.Lock()
+		at, waiting := st.retryAt[p.UID]
+		st.mu.Unlock()
+		if waiting && at.After(now) {
 			left = append(left, pending{name: name, why: st.why[p.UID], blocked: true})
 			if out.RetryAt.IsZero() || at.Before(out.RetryAt) {
 				out.RetryAt = at
@@ -200,23 +228,28 @@ func (d *Drainer) Pass(ctx context.Context, node string, pods []*v1.Pod) Status 
 			left = append(left, pending{name: name, why: "not evicted: the controller is stopping"})
 			continue
 		}
+		// The budgets' versions before the request: a status change
+		// after them may have come while it was on the wire.
+		before := d.budgetVersions(p)
+		st.mu.Lock()
+		st.tried[p.UID] = now
+		st.mu.Unlock()
 		result, why := d.evict(ctx, node, p, st)
 		if d.opts.OnEviction != nil {
 			d.opts.OnEviction(result)
 		}
 		switch result {
 		case ResultGone:
-			delete(st.retryAt, p.UID)
+			st.settle(p.UID)
 			continue
 		case ResultEvicted:
 			out.Evicted++
-			delete(st.retryAt, p.UID)
+			st.settle(p.UID)
 			st.evicted[p.UID] = true
 			left = append(left, pending{name: name, why: "evicted"})
 			logger.V(2).Info("Evicted pod", "pod", klog.KObj(p))
 		default:
-			at := now.Add(d.opts.RetryDelay)
-			st.retryAt[p.UID] = at
+			at := d.refused(st, p, result, before, now)
 			st.why[p.UID] = why
 			left = append(left, pending{name: name, why: why, blocked: true})
 			if out.RetryAt.IsZero() || at.Before(out.RetryAt) {
@@ -273,7 +306,7 @@ func (d *Drainer) evict(ctx context.Context, node string, p *v1.Pod, st *nodeSta
 		if st.warned[p.UID] != why {
 			st.warned[p.UID] = why
 			d.recorder.Eventf(NodeRef(node), v1.EventTypeWarning, contract.ReasonEvictionBlocked,
-				"Eviction of pod %s %s (%v); retrying every %s", name, why, err, d.opts.RetryDelay)
+				"Eviction of pod %s %s (%v); retrying when the budget allows a disruption, at the latest every %s", name, why, err, d.opts.RetryDelay)
 		}
 		klog.FromContext(ctx).V(2).Info("Eviction refused", "node", node, "pod", klog.KObj(p), "budgets", budgets, "err", err)
 		return ResultBlocked, why
@@ -283,8 +316,73 @@ func (d *Drainer) evict(ctx context.Context, node string, p *v1.Pod, st *nodeSta
 	}
 }
 
+// settle forgets a pod's retry: it is evicted or gone.
+func (st *nodeState) settle(uid types.UID) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.retryAt, uid)
+	delete(st.waits, uid)
+}
+
 // budgets names the disruption budgets whose selector matches the pod.
 func (d *Drainer) budgets(p *v1.Pod) []string {
+	var names []string
+	for _, pdb := range d.matching(p) {
+		names = append(names, pdb.Namespace+"/"+pdb.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// budgetVersions maps the budgets matching the pod to their cached
+// resourceVersion.
+func (d *Drainer) budgetVersions(p *v1.Pod) map[string]string {
+	m := map[string]string{}
+	for _, pdb := range d.matching(p) {
+		m[pdb.Namespace+"/"+pdb.Name] = pdb.ResourceVersion
+	}
+	return m
+}
+
+// refused records a refused or failed eviction and returns when the pod is
+// due again: after RetryDelay, unless a budget that blocked it changes its
+// status to allow a disruption first (BudgetHandler wakes it then). A
+// status change that came while the request was on the wire (the cache
+// holds another version than before) wakes it at once, after the minimum
+// spacing. Recording the budgets' versions and the retry time under st.mu
+// leaves no gap for an event to fall through: BudgetHandler sees either
+// the versions read here or came before the read, which then saw its
+// version.
+func (d *Drainer) refused(st *nodeState, p *v1.Pod, result string, before map[string]string, now time.Time) time.Time {
+	at := now.Add(d.opts.RetryDelay)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.waits, p.UID)
+	if result == ResultBlocked {
+		waits := map[string]string{}
+		for _, pdb := range d.matching(p) {
+			key := pdb.Namespace + "/" + pdb.Name
+			waits[key] = pdb.ResourceVersion
+			if pdb.ResourceVersion != before[key] && pdb.Status.DisruptionsAllowed > 0 {
+				at = minTime(at, now.Add(d.opts.MinRetrySpacing))
+			}
+		}
+		if len(waits) > 0 {
+			st.waits[p.UID] = waits
+		}
+	}
+	st.retryAt[p.UID] = at
+	return at
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func (d *Drainer) matching(p *v1.Pod) []*policyv1.PodDisruptionBudget {
 	if d.pdbs == nil {
 		return nil
 	}
@@ -292,16 +390,15 @@ func (d *Drainer) budgets(p *v1.Pod) []string {
 	if err != nil {
 		return nil
 	}
-	var names []string
+	var out []*policyv1.PodDisruptionBudget
 	for _, pdb := range list {
 		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
 		if err != nil || sel.Empty() {
 			continue
 		}
 		if sel.Matches(labels.Set(p.Labels)) {
-			names = append(names, pdb.Namespace+"/"+pdb.Name)
+			out = append(out, pdb)
 		}
 	}
-	sort.Strings(names)
-	return names
+	return out
 }
