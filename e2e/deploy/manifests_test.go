@@ -625,3 +625,40 @@ func TestPoliciesFollowRenames(t *testing.T) {
 		t.Errorf("the renamed controller's ClusterRole lost manage nodes.nodereboot.io: %v", rules)
 	}
 }
+
+// TestHelmPoliciesFollowTheRelease: another release name and namespace
+// change the chart's subjects, not its policies, and keep the detector
+// binding's label.
+func TestHelmPoliciesFollowTheRelease(t *testing.T) {
+	out, err := run(t, "", nil, helm(t), "template", "acme", filepath.Join(root(t), chartPath), "--namespace", "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decode(t, out)
+	for _, name := range []string{"nodereboot-detector", "nodereboot-controller"} {
+		crb := find(t, objs, "ClusterRoleBinding", name)
+		subjects, _, _ := unstructured.NestedSlice(crb.Object, "subjects")
+		if ns := subjects[0].(map[string]any)["namespace"]; ns != "ops" {
+			t.Errorf("%s: subject namespace %v, want ops", name, ns)
+		}
+	}
+	if l := find(t, objs, "ClusterRoleBinding", "nodereboot-detector").GetLabels()["nodereboot.io/identity"]; l != "detector" {
+		t.Errorf("the detector's binding lost its identity label (%q)", l)
+	}
+	// The policies and their bindings are the same as in the default
+	// release: nothing in them depends on a name or namespace.
+	def := decode(t, mustHelmTemplate(t))
+	n := 0
+	for _, o := range objs {
+		if !strings.HasPrefix(o.GetKind(), "ValidatingAdmissionPolicy") {
+			continue
+		}
+		n++
+		if d := find(t, def, o.GetKind(), o.GetName()); !reflect.DeepEqual(d.Object["spec"], o.Object["spec"]) {
+			t.Errorf("%s %s differs between releases", o.GetKind(), o.GetName())
+		}
+	}
+	if n != 6 {
+		t.Errorf("%d policy objects, want 3 policies and 3 bindings", n)
+	}
+}
