@@ -11,9 +11,12 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/nodereboot/nodereboot/pkg/sanitize"
 )
 
-// maxOutput bounds the command output quoted in a message.
+// maxOutput bounds the command output quoted in a message (cleaned by
+// sanitize.Line: on one line, control characters escaped).
 const maxOutput = 256
 
 // CommandProbe observes by running a command: exit code 0 means a reboot is
@@ -53,7 +56,7 @@ func (p CommandProbe) Observe(ctx context.Context) Observation {
 func classifyExit(command string, err, ctxErr error, output string) Observation {
 	failed := func(format string, args ...any) Observation {
 		msg := fmt.Sprintf("Sentinel command %q ", command) + fmt.Sprintf(format, args...)
-		if o := shorten(output, maxOutput); o != "" {
+		if o := sanitize.Line(output, maxOutput); o != "" {
 			msg += ": " + o
 		}
 		return Observation{Status: v1.ConditionUnknown, Reason: ReasonCommandFailed, Message: msg}
@@ -82,13 +85,4 @@ func classifyExit(command string, err, ctxErr error, output string) Observation 
 	default:
 		return failed("exited %d (want 0 for required, 1 for not required)", code)
 	}
-}
-
-// shorten returns s trimmed to one line of at most max bytes.
-func shorten(s string, max int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > max {
-		s = s[:max] + "..."
-	}
-	return s
 }

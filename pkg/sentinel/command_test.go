@@ -62,3 +62,15 @@ func TestClassifyExitNeverRequiredOnError(t *testing.T) {
 		}
 	}
 }
+
+// The command's output is quoted on one line, escaped and capped.
+func TestCommandOutputSanitized(t *testing.T) {
+	got := CommandProbe{Argv: []string{"sh", "-c", `printf 'a\033]0;owned\007\nb\302\233c\377'; exit 3`}}.Observe(context.Background())
+	if !strings.HasSuffix(got.Message, `: a\x1b]0;owned\x07 b\u009bc\xff`) {
+		t.Errorf("message %q", got.Message)
+	}
+	long := classifyExit("check", errors.New("fork/exec: no such file"), nil, strings.Repeat("\x1b", 1000))
+	if i := strings.LastIndex(long.Message, ": "); i < 0 || len(long.Message[i+2:]) > maxOutput {
+		t.Errorf("output not capped at %d bytes: %q", maxOutput, long.Message)
+	}
+}

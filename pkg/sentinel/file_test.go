@@ -166,3 +166,102 @@ func TestPackagesMessage(t *testing.T) {
 		}
 	}
 }
+
+// within fails the test unless f returns within 10 seconds: the probe
+// must never block.
+func within[T any](t *testing.T, what string, f func() T) T {
+	t.Helper()
+	done := make(chan T, 1)
+	go func() { done <- f() }()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s blocked for 10s", what)
+		var zero T
+		return zero
+	}
+}
+
+// A .pkgs that is a named pipe (nobody writes to it) or a device is not
+// opened: the sentinel is still present, and the message says why the list
+// is missing.
+func TestFileProbePackagesNotRegular(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, pkgs string)
+		want string
+	}{
+		{"named pipe", func(t *testing.T, pkgs string) {
+			if err := syscall.Mkfifo(pkgs, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file (a named pipe)"},
+		{"symlink to /dev/zero", func(t *testing.T, pkgs string) {
+			if err := os.Symlink("/dev/zero", pkgs); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file (a character device)"},
+		{"folder", func(t *testing.T, pkgs string) {
+			if err := os.Mkdir(pkgs, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file (a folder)"},
+		{"dangling symlink: no list", func(t *testing.T, pkgs string) {
+			if err := os.Symlink(pkgs+".nowhere", pkgs); err != nil {
+				t.Fatal(err)
+			}
+		}, "is present"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "reboot-required")
+			mustWrite(t, p)
+			tc.make(t, p+PackagesSuffix)
+			got := within(t, "Observe", FileProbe{Path: p}.Observe)
+			if got.Status != v1.ConditionTrue || got.Reason != ReasonSentinelPresent || !strings.HasSuffix(got.Message, tc.want) {
+				t.Fatalf("Observe() = %v, want True/%s ending with %q", got, ReasonSentinelPresent, tc.want)
+			}
+		})
+	}
+}
+
+// The check after the open: a file swapped for a named pipe or a device
+// after the stat is opened without blocking and refused before any read.
+func TestReadRegularRefusesWhatIsNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "pkgs")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, "/dev/zero", "/dev/null"} {
+		err := within(t, "readRegular("+path+")", func() error {
+			_, err := readRegular(path, maxPackagesFile)
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("readRegular(%s) = %v, want not a regular file", path, err)
+		}
+	}
+	regular := filepath.Join(t.TempDir(), "pkgs")
+	if err := os.WriteFile(regular, []byte(strings.Repeat("x", 100)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readRegular(regular, 10); err != nil || string(got) != "xxxxxxxxxx" {
+		t.Errorf("readRegular(regular, 10) = %q, %v", got, err)
+	}
+}
+
+// Package names are shown escaped: an ESC, a BEL, a C1 control, a bidi
+// override or a byte that is not UTF-8 never reaches the condition.
+func TestFileProbePackagesControlCharacters(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "reboot-required")
+	mustWrite(t, p)
+	content := "libc6\x1b[2J\nbell\a\ncsi\u009b1m\nrtl\u202eevil\nbad\xff\n"
+	if err := os.WriteFile(p+PackagesSuffix, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := FileProbe{Path: p}.Observe()
+	want := fmt.Sprintf(`Sentinel %s is present; required by libc6\x1b[2J, bell\x07, csi\u009b1m, rtl\u202eevil, bad\xff`, p)
+	if got.Message != want {
+		t.Fatalf("message %q, want %q", got.Message, want)
+	}
+}
