@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/sanitize"
 	"github.com/nodereboot/nodereboot/pkg/sentinel"
 )
 
@@ -34,8 +35,12 @@ func findCondition(node *v1.Node, condType string) *v1.NodeCondition {
 // heartbeat.
 //
 // lastTransitionTime changes only when the status changes; lastHeartbeatTime
-// is now on every write.
+// is now on every write. The message is cleaned and capped by
+// sanitize.Message (the probes clean what they quote already; this is the
+// last line of defence, and it is idempotent, so a message compares equal to
+// the one written before).
 func nextCondition(prev *v1.NodeCondition, condType string, obs sentinel.Observation, now time.Time, heartbeat time.Duration, first bool) (cond v1.NodeCondition, write bool) {
+	obs.Message = sanitize.Message(obs.Message)
 	cond = v1.NodeCondition{
 		Type:               v1.NodeConditionType(condType),
 		Status:             obs.Status,

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/sanitize"
 	"github.com/nodereboot/nodereboot/pkg/sentinel"
 )
 
@@ -155,5 +157,20 @@ func TestReporterPrevious(t *testing.T) {
 		if got := r.previous(tc.node); got != tc.want && (got == nil || tc.want == nil || *got != *tc.want) {
 			t.Errorf("%s: previous = %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A message with control characters is written cleaned and capped, and the
+// same observation seen again is not a change (the cleaning is idempotent).
+func TestNextConditionCleansTheMessage(t *testing.T) {
+	dirty := sentinel.Observation{Status: v1.ConditionUnknown, Reason: sentinel.ReasonCommandFailed,
+		Message: "Sentinel command \"check\" exited 3: \x1b]0;owned\a" + strings.Repeat("x", 2000)}
+	got, write := nextCondition(nil, contract.DefaultConditionType, dirty, t0, heartbeat, false)
+	if !write || strings.ContainsAny(got.Message, "\x1b\a") || len(got.Message) > sanitize.MaxMessage ||
+		!strings.HasPrefix(got.Message, `Sentinel command "check" exited 3: \x1b]0;owned\x07xxx`) {
+		t.Fatalf("condition message %q (%d bytes), write %v", got.Message, len(got.Message), write)
+	}
+	if _, write := nextCondition(&got, contract.DefaultConditionType, dirty, t0.Add(time.Minute), heartbeat, false); write {
+		t.Fatal("the same dirty observation counted as a change of the cleaned message")
 	}
 }

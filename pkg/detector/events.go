@@ -2,6 +2,7 @@ package detector
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/sanitize"
 )
 
 // nodeRef is the involvedObject of the node's events, as the kubelet writes
@@ -48,12 +50,14 @@ func newEventRecorder(ctx context.Context, client Client, nodeName string) *even
 	return r
 }
 
-// Eventf records an event and counts it.
+// Eventf records an event and counts it. The message is cleaned and capped
+// by sanitize.Message: it may quote a package list, a command's output or an
+// annotation's value.
 func (r *eventRecorder) Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...any) {
 	r.mu.Lock()
 	r.recorded++
 	r.mu.Unlock()
-	r.EventRecorder.Eventf(object, eventtype, reason, messageFmt, args...)
+	r.EventRecorder.Event(object, eventtype, reason, sanitize.Message(fmt.Sprintf(messageFmt, args...)))
 }
 
 // Event records an event and counts it.
