@@ -1,6 +1,10 @@
 package notify
 
-import "time"
+import (
+	"time"
+
+	"github.com/nodereboot/nodereboot/pkg/sanitize"
+)
 
 // Step is the pipeline step a notification is about.
 type Step string
@@ -37,4 +41,16 @@ type Event struct {
 // notifications never hold up a rollout.
 type Notifier interface {
 	Notify(Event)
+}
+
+// clean returns the event with its text fields cleaned by sanitize (on one
+// line, control characters escaped, the message capped at
+// sanitize.MaxMessage): a message may quote a Prometheus server's answer or
+// a package list. The templates are the operator's and are not cleaned: a
+// newline in a template stays.
+func (e Event) clean() Event {
+	e.Node = sanitize.Line(e.Node, sanitize.MaxMessage)
+	e.Reason = sanitize.Line(e.Reason, sanitize.MaxMessage)
+	e.Message = sanitize.Message(e.Message)
+	return e
 }

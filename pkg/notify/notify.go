@@ -174,6 +174,7 @@ func (s *Sender) send(ev Event) error {
 	if t == nil {
 		return fmt.Errorf("no template for step %q", ev.Step)
 	}
+	ev = ev.clean()
 	var b strings.Builder
 	if err := t.Execute(&b, ev); err != nil {
 		return fmt.Errorf("template: %w", err)

@@ -221,3 +221,22 @@ func TestUnreachableServiceFails(t *testing.T) {
 		t.Error("Results lacks dropped")
 	}
 }
+
+// The fields of an event reach the service cleaned: a message quoting a
+// Prometheus answer cannot inject a terminal escape or a line of its own;
+// the template's own newline stays.
+func TestFieldsCleaned(t *testing.T) {
+	h := newHook(t, false)
+	s, err := New(Config{URLs: []string{h.url("/c")}, Template: "{{.Node}} {{.Reason}}\n{{.Message}}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	s.Notify(Event{Step: StepFailure, Node: "n1", Reason: "Drain\aFailed",
+		Message: "alerts: Evil\x1b[2J\nFAKE: all good \u009b\xff" + strings.Repeat("x", 2000)})
+	got := h.next(t)
+	want := "/c n1 Drain\\x07Failed\nalerts: Evil\\x1b[2J FAKE: all good \\u009b\\xffxxx"
+	if !strings.HasPrefix(got, want) || len(got) > len("/c n1 Drain\\x07Failed\n")+1024 {
+		t.Fatalf("sent %q (%d bytes), want it to start with %q and the message capped", got[:min(len(got), 120)], len(got), want)
+	}
+}
