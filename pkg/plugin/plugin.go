@@ -24,6 +24,7 @@ import (
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/gates"
+	"github.com/nodereboot/nodereboot/pkg/sanitize"
 	"github.com/nodereboot/nodereboot/pkg/version"
 )
 
@@ -126,7 +127,7 @@ func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams,
 		err = History(ctx, client, rest[0], streams.Out)
 	}
 	if err != nil {
-		fmt.Fprintf(streams.ErrOut, "%s %s: %v\n", Name, cmd, err)
+		fmt.Fprintf(streams.ErrOut, "%s %s: %s\n", Name, cmd, sanitize.Message(err.Error()))
 		return 1
 	}
 	return 0
@@ -153,11 +154,17 @@ func eventTime(e *v1.Event) time.Time {
 	}
 }
 
+// eventsNamespace is where the events about Nodes are: a cluster-scoped
+// object's events are recorded in namespace default, by the kubelet and by
+// nodereboot (docs/node-contract.md). Events that claim to be about a Node
+// in any other namespace were not written by nodereboot and are not read.
+const eventsNamespace = metav1.NamespaceDefault
+
 // nodeEvents lists the Node events matching the field selector, oldest
-// first.
+// first, from eventsNamespace only.
 func nodeEvents(ctx context.Context, client kubernetes.Interface, sel fields.Set) ([]v1.Event, error) {
 	sel["involvedObject.kind"] = "Node"
-	list, err := client.CoreV1().Events(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: sel.AsSelector().String()})
+	list, err := client.CoreV1().Events(eventsNamespace).List(ctx, metav1.ListOptions{FieldSelector: sel.AsSelector().String()})
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
@@ -165,7 +172,7 @@ func nodeEvents(ctx context.Context, client kubernetes.Interface, sel fields.Set
 	// fakes) that ignore a field.
 	var evs []v1.Event
 	for _, e := range list.Items {
-		if (sel["reason"] == "" || e.Reason == sel["reason"]) && e.InvolvedObject.Kind == "Node" &&
+		if e.Namespace == eventsNamespace && (sel["reason"] == "" || e.Reason == sel["reason"]) && e.InvolvedObject.Kind == "Node" &&
 			(sel["involvedObject.name"] == "" || e.InvolvedObject.Name == sel["involvedObject.name"]) {
 			evs = append(evs, e)
 		}
@@ -174,13 +181,15 @@ func nodeEvents(ctx context.Context, client kubernetes.Interface, sel fields.Set
 	return evs, nil
 }
 
+// oneLine shows text anybody may have written (an annotation, an event) on
+// one line of at most most bytes, with control characters escaped: a value
+// with an ESC sequence must not take over the user's terminal.
 func oneLine(s string, most int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > most {
-		s = s[:most-1] + "…"
-	}
-	return s
+	return sanitize.Line(s, most)
 }
+
+// maxField caps a field of the status table or the history header.
+const maxField = 100
 
 // Status prints the pause switch and a table of the nodes: the reboot
 // condition and since when, a manual request, the pipeline state and since
@@ -210,7 +219,7 @@ func Status(ctx context.Context, client kubernetes.Interface, o Options, w io.Wr
 		lastBlocked = &evs[i]
 	}
 	if paused, why := gates.Paused(cm); paused {
-		if why == "" {
+		if why = oneLine(why, maxField); why == "" {
 			why = "no reason given"
 		}
 		fmt.Fprintf(w, "Paused: yes (%s); no node is taken until `kubectl nodereboot resume`\n", why)
@@ -218,7 +227,8 @@ func Status(ctx context.Context, client kubernetes.Interface, o Options, w io.Wr
 		fmt.Fprintln(w, "Paused: no")
 	}
 	if lastBlocked != nil {
-		fmt.Fprintf(w, "Last RebootBlocked: %s ago on %s: %s\n", age(now, eventTime(lastBlocked)), lastBlocked.InvolvedObject.Name, oneLine(lastBlocked.Message, 160))
+		fmt.Fprintf(w, "Last RebootBlocked: %s ago on %s: %s\n", age(now, eventTime(lastBlocked)),
+			oneLine(lastBlocked.InvolvedObject.Name, maxField), oneLine(lastBlocked.Message, 160))
 	}
 	fmt.Fprintln(w)
 	sort.Slice(nodes.Items, func(i, j int) bool { return nodes.Items[i].Name < nodes.Items[j].Name })
@@ -229,7 +239,7 @@ func Status(ctx context.Context, client kubernetes.Interface, o Options, w io.Wr
 		cond, condSince := "-", time.Time{}
 		for _, c := range n.Status.Conditions {
 			if string(c.Type) == o.ConditionType {
-				cond, condSince = string(c.Status), c.LastTransitionTime.Time
+				cond, condSince = oneLine(string(c.Status), maxField), c.LastTransitionTime.Time
 			}
 		}
 		if _, ok := n.Annotations[contract.AnnotationRebootRequested]; ok {
@@ -237,12 +247,12 @@ func Status(ctx context.Context, client kubernetes.Interface, o Options, w io.Wr
 		}
 		state, stateSince := "-", time.Time{}
 		if s, ok := n.Annotations[contract.AnnotationState]; ok {
-			state = s
+			state = oneLine(s, maxField)
 			if t, err := contract.ParseTime(n.Annotations[contract.AnnotationStateSince]); err == nil {
 				stateSince = t
 			}
 			if r := n.Annotations[contract.AnnotationStateReason]; r != "" && s == string(contract.StateFailed) {
-				state += " (" + r + ")"
+				state += " (" + oneLine(r, maxField) + ")"
 			}
 		}
 		if n.Labels[contract.LabelDisabled] == "true" {
@@ -326,10 +336,10 @@ func History(ctx context.Context, client kubernetes.Interface, node string, w io
 		return err
 	}
 	if s, ok := n.Annotations[contract.AnnotationLastReboot]; ok {
-		fmt.Fprintf(w, "Last reboot: %s\n", s)
+		fmt.Fprintf(w, "Last reboot: %s\n", oneLine(s, maxField))
 	}
 	if s, ok := n.Annotations[contract.AnnotationState]; ok {
-		fmt.Fprintf(w, "State: %s since %s\n", s, n.Annotations[contract.AnnotationStateSince])
+		fmt.Fprintf(w, "State: %s since %s\n", oneLine(s, maxField), oneLine(n.Annotations[contract.AnnotationStateSince], maxField))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tTYPE\tREASON\tFROM\tCOUNT\tMESSAGE")
@@ -348,7 +358,8 @@ func History(ctx context.Context, client kubernetes.Interface, node string, w io
 		if e.Series != nil {
 			count = e.Series.Count
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", contract.FormatTime(eventTime(e)), e.Type, e.Reason, from, max(count, 1), oneLine(e.Message, 200))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", contract.FormatTime(eventTime(e)), oneLine(e.Type, maxField),
+			oneLine(e.Reason, maxField), from, max(count, 1), oneLine(e.Message, 200))
 		shown++
 	}
 	if err := tw.Flush(); err != nil {

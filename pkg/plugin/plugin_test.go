@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -198,5 +200,62 @@ func TestHistory(t *testing.T) {
 	}
 	if code, out, _ := run(t, fake.NewClientset(node("node-x", nil)), "history", "node-x"); code != 0 || !strings.Contains(out, "no nodereboot events") {
 		t.Errorf("empty history: %d %q", code, out)
+	}
+}
+
+// Whatever anybody wrote in an annotation, a condition or an event, the
+// plugin prints no control character: an ESC sequence is shown escaped.
+func TestOutputEscaped(t *testing.T) {
+	const evil = "\x1b]0;owned\a\x1b[2J\u009b31m\u202e\xff\nFAKE LINE"
+	client := fake.NewClientset(
+		node("node-a", func(n *v1.Node) {
+			n.Status.Conditions = append(n.Status.Conditions, v1.NodeCondition{Type: contract.DefaultConditionType,
+				Status: v1.ConditionStatus("True" + evil), LastTransitionTime: metav1.NewTime(now)})
+			n.Annotations[contract.AnnotationState] = "Failed" + evil
+			n.Annotations[contract.AnnotationStateReason] = "why" + evil
+			n.Annotations[contract.AnnotationStateSince] = "since" + evil
+			n.Annotations[contract.AnnotationLastReboot] = "last" + evil
+		}),
+		&v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "nodereboot-system", Name: contract.ConfigMapName,
+			Annotations: map[string]string{contract.AnnotationPaused: "true", contract.AnnotationPausedReason: "freeze" + evil}}},
+		event("node-a", contract.ReasonRebootBlocked, "Warning"+evil, contract.ControllerComponent, "blocked"+evil, now.Add(-time.Minute)),
+	)
+	for _, args := range [][]string{{"status"}, {"history", "node-a"}} {
+		code, out, errOut := run(t, client, args...)
+		if code != 0 {
+			t.Fatalf("%v: %d %q", args, code, errOut)
+		}
+		if i := strings.IndexFunc(out, func(r rune) bool { return r != '\n' && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r)) }); i >= 0 ||
+			!utf8.ValidString(out) {
+			t.Errorf("%v prints a control character or invalid UTF-8:\n%q", args, out)
+		}
+		if strings.Contains(out, "\nFAKE LINE") {
+			t.Errorf("%v: a value started a line of its own:\n%s", args, out)
+		}
+		if !strings.Contains(out, `\x1b]0;owned\x07\x1b[2J\u009b31m\u202e\xff FAKE LINE`) {
+			t.Errorf("%v does not show the escaped value:\n%s", args, out)
+		}
+	}
+}
+
+// Events are read from the events namespace (default) only: an event in
+// another namespace claiming to be nodereboot's about a Node is not shown.
+func TestEventsFromTheEventsNamespaceOnly(t *testing.T) {
+	forged := event("node-a", contract.ReasonRebootDone, "Normal", contract.ControllerComponent, "forged elsewhere", now)
+	forged.Namespace = "tenant"
+	client := fake.NewClientset(node("node-a", nil), forged,
+		event("node-a", contract.ReasonCordoned, "Normal", contract.ControllerComponent, "cordoned", now.Add(-time.Minute)))
+	code, out, errOut := run(t, client, "history", "node-a")
+	if code != 0 || strings.Contains(out, "forged elsewhere") || !strings.Contains(out, "cordoned") {
+		t.Fatalf("history: %d %q %q", code, out, errOut)
+	}
+	var listed []string
+	for _, a := range client.Actions() {
+		if a.GetVerb() == "list" && a.GetResource().Resource == "events" {
+			listed = append(listed, a.GetNamespace())
+		}
+	}
+	if len(listed) != 1 || listed[0] != metav1.NamespaceDefault {
+		t.Fatalf("events listed in namespaces %q, want only default", listed)
 	}
 }
