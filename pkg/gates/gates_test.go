@@ -3,6 +3,7 @@ package gates
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -18,6 +19,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/sanitize"
 )
 
 func pod(ns, name, node string, phase v1.PodPhase, labels map[string]string) *v1.Pod {
@@ -122,6 +124,10 @@ func TestPaused(t *testing.T) {
 		{cm(map[string]string{contract.AnnotationPaused: "yes"}), false, ""},
 		{cm(map[string]string{contract.AnnotationPaused: "true"}), true, ""},
 		{cm(map[string]string{contract.AnnotationPaused: "true", contract.AnnotationPausedReason: "incident 42"}), true, "incident 42"},
+		{cm(map[string]string{contract.AnnotationPaused: "true", contract.AnnotationPausedReason: "freeze\x1b[2J\nuntil\tmonday\u202e"}),
+			true, `freeze\x1b[2J until monday\u202e`},
+		{cm(map[string]string{contract.AnnotationPaused: "true", contract.AnnotationPausedReason: strings.Repeat("r", 2000)}),
+			true, strings.Repeat("r", MaxPausedReason-3) + "..."},
 	} {
 		if p, r := Paused(tc.cm); p != tc.paused || r != tc.reason {
 			t.Errorf("Paused(%v) = %t, %q; want %t, %q", tc.cm, p, r, tc.paused, tc.reason)
@@ -186,7 +192,7 @@ func TestPauseWatch(t *testing.T) {
 func promStub(t *testing.T, status int, body string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/prom/api/v1/query" || r.URL.Query().Get("query") != "ALERTS" {
+		if r.URL.Path != "/prom/api/v1/query" || r.FormValue("query") != "ALERTS" {
 			t.Errorf("unexpected request %s", r.URL)
 			http.NotFound(w, r)
 			return
@@ -252,6 +258,9 @@ func TestAlertCheckerNoAlerts(t *testing.T) {
 // it: fail safe).
 func TestAlertCheckerErrors(t *testing.T) {
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The query comes as a POST: read its body, or the server does
+		// not notice the client giving up and the handler never ends.
+		_, _ = io.Copy(io.Discard, r.Body)
 		<-r.Context().Done()
 	}))
 	t.Cleanup(hang.Close)
@@ -263,11 +272,12 @@ func TestAlertCheckerErrors(t *testing.T) {
 	}{
 		{"server error", promStub(t, 503, `{"status":"error","errorType":"unavailable","error":"starting"}`).URL + "/prom", "503"},
 		{"bad query", promStub(t, 400, `{"status":"error","errorType":"bad_data","error":"parse error"}`).URL + "/prom", "parse error"},
-		{"not JSON", promStub(t, 200, `<html>proxy login</html>`).URL + "/prom", "not a Prometheus answer"},
+		{"not JSON", promStub(t, 200, `<html>proxy login</html>`).URL + "/prom", "bad_response"},
+		{"not JSON, with an error code", promStub(t, 502, `<html>bad gateway</html>`).URL + "/prom", "server error: 502: <html>bad gateway</html>"},
 		{"wrong result type", promStub(t, 200, `{"status":"success","data":{"resultType":"matrix","result":[]}}`).URL + "/prom", "matrix"},
 		{"connection refused", closedURL, "connect"},
 		{"timeout", hang.URL, "deadline"},
-		{"bad URL", "http://[::1", "URL"},
+		{"bad URL", "http://[::1", "bad Prometheus URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := &AlertChecker{URL: tc.url, Timeout: 200 * time.Millisecond}
@@ -285,5 +295,10 @@ func TestPodsMessage(t *testing.T) {
 	}
 	if m := PodsMessage([]string{"1", "2", "3", "4", "5", "6", "7"}); !strings.HasSuffix(m, "1, 2, 3, 4, 5 and 2 more") {
 		t.Errorf("%q", m)
+	}
+	long := []string{strings.Repeat("a", 253) + "/" + strings.Repeat("p", 253), strings.Repeat("b", 253) + "/" + strings.Repeat("p", 253),
+		strings.Repeat("c", 253) + "/" + strings.Repeat("p", 253)}
+	if m := PodsMessage(long); len(m) > sanitize.MaxMessage || !strings.HasSuffix(m, " and 2 more") {
+		t.Errorf("%d bytes: %q", len(m), m)
 	}
 }

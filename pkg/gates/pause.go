@@ -12,15 +12,21 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/sanitize"
 )
 
+// MaxPausedReason caps the pause reason quoted in messages.
+const MaxPausedReason = 512
+
 // Paused reports whether a ConfigMap (contract.ConfigMapName) pauses the
-// controller, and the reason it gives. A nil ConfigMap does not.
+// controller, and the reason it gives, cleaned by sanitize and capped at
+// MaxPausedReason bytes (it ends up in events and notifications). A nil
+// ConfigMap does not.
 func Paused(cm *v1.ConfigMap) (paused bool, reason string) {
 	if cm == nil || cm.Annotations[contract.AnnotationPaused] != "true" {
 		return false, ""
 	}
-	return true, cm.Annotations[contract.AnnotationPausedReason]
+	return true, sanitize.Line(cm.Annotations[contract.AnnotationPausedReason], MaxPausedReason)
 }
 
 // PauseWatch watches the one ConfigMap that can pause the controller

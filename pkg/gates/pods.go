@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/nodereboot/nodereboot/pkg/sanitize"
 )
 
 // PodBlocker finds the pods that block a node's reboot: pods on the node
@@ -104,13 +106,9 @@ func (b *PodBlocker) List(ctx context.Context, client kubernetes.Interface, node
 	return out, nil
 }
 
-// PodsMessage explains a block by blocking pods.
+// PodsMessage explains a block by blocking pods: the first five, cleaned
+// and capped at sanitize.MaxMessage bytes.
 func PodsMessage(pods []string) string {
-	const most = 5
-	list := pods
-	more := ""
-	if len(list) > most {
-		list, more = list[:most], fmt.Sprintf(" and %d more", len(pods)-most)
-	}
-	return fmt.Sprintf("blocking pods on the node (--blocking-pod-selector): %s%s", strings.Join(list, ", "), more)
+	const prefix = "blocking pods on the node (--blocking-pod-selector): "
+	return prefix + sanitize.List(pods, 5, sanitize.MaxMessage-len(prefix))
 }

@@ -74,25 +74,30 @@ func Line(s string, max int) string {
 // that carries outside text.
 func Message(s string) string { return Line(s, MaxMessage) }
 
-// List cleans each item with Line and joins them with ", " in at most max
-// bytes: as many items as fit, followed by " and N more" for the rest; when
-// even the first item does not fit with that, it is cut. Empty items (after
-// cleaning) are left out.
-func List(items []string, max int) string {
+// List cleans each item with Line and joins them with ", ": at most most
+// items (no limit when most <= 0) in at most max bytes (no cap when
+// max <= 0), followed by " and N more" for the rest; when even the first
+// item does not fit with that, it is cut. Empty items (after cleaning) are
+// left out.
+func List(items []string, most, max int) string {
 	clean := make([]string, 0, len(items))
 	for _, it := range items {
 		if c := Line(it, 0); c != "" {
 			clean = append(clean, c)
 		}
 	}
-	if all := strings.Join(clean, ", "); max <= 0 || len(all) <= max {
-		return all
+	n := len(clean)
+	if most > 0 {
+		n = min(n, most)
 	}
 	// The largest prefix that fits together with its " and N more".
-	for n := len(clean) - 1; n >= 1; n-- {
-		if s := strings.Join(clean[:n], ", ") + more(len(clean)-n); len(s) <= max {
+	for ; n >= 1; n-- {
+		if s := strings.Join(clean[:n], ", ") + more(len(clean)-n); max <= 0 || len(s) <= max {
 			return s
 		}
+	}
+	if len(clean) == 0 {
+		return ""
 	}
 	rest := more(len(clean) - 1)
 	if max-len(rest) <= len(Ellipsis) {

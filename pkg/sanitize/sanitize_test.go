@@ -56,25 +56,31 @@ func TestList(t *testing.T) {
 		items []string
 		max   int
 		want  string
+		most  int
 	}{
-		{[]string{"a"}, 200, "a"},
-		{[]string{"a", "b", "c"}, 200, "a, b, c"},
-		{[]string{"a", "b", "c"}, 7, "a, b, c"},
-		{[]string{"a", "b", "c"}, 0, "a, b, c"},
-		{[]string{"aaaa", "bbbb", "cccc", "dddd"}, 20, "aaaa and 3 more"},
-		{[]string{"aaaa", "bbbb", "cccc", "dddd"}, 21, "aaaa, bbbb and 2 more"},
-		{[]string{"a-very-long-package-name"}, 10, "a-very-..."},
-		{[]string{"a-very-long-package-name", "b"}, 20, "a-very... and 1 more"},
-		{[]string{"ééééé"}, 8, "éé..."},
-		{[]string{"aéééé"}, 8, "aéé..."},
-		{[]string{"evil\x1b]0;pwned\a", "ok"}, 200, `evil\x1b]0;pwned\x07, ok`},
-		{[]string{"", " \t", "x"}, 200, "x"},
-		{[]string{"abcdefgh", "b"}, 12, "abcdefgh, b"},
-		{[]string{"abcdefghijkl", "b"}, 12, "abcdefghi..."},
+		{[]string{"a"}, 200, "a", 0},
+		{[]string{"a", "b", "c"}, 200, "a, b, c", 0},
+		{[]string{"a", "b", "c"}, 7, "a, b, c", 0},
+		{[]string{"a", "b", "c"}, 0, "a, b, c", 0},
+		{[]string{"aaaa", "bbbb", "cccc", "dddd"}, 20, "aaaa and 3 more", 0},
+		{[]string{"aaaa", "bbbb", "cccc", "dddd"}, 21, "aaaa, bbbb and 2 more", 0},
+		{[]string{"a-very-long-package-name"}, 10, "a-very-...", 0},
+		{[]string{"a-very-long-package-name", "b"}, 20, "a-very... and 1 more", 0},
+		{[]string{"ééééé"}, 8, "éé...", 0},
+		{[]string{"aéééé"}, 8, "aéé...", 0},
+		{[]string{"evil\x1b]0;pwned\a", "ok"}, 200, `evil\x1b]0;pwned\x07, ok`, 0},
+		{[]string{"", " \t", "x"}, 200, "x", 0},
+		{[]string{"abcdefgh", "b"}, 12, "abcdefgh, b", 0},
+		{[]string{"abcdefghijkl", "b"}, 12, "abcdefghi...", 0},
+		{[]string{"1", "2", "3", "4", "5", "6", "7"}, 0, "1, 2, 3, 4, 5 and 2 more", 5},
+		{[]string{"1", "2", "3", "4", "5"}, 0, "1, 2, 3, 4, 5", 5},
+		{[]string{"aaaa", "bbbb", "cccc", "dddd"}, 20, "aaaa and 3 more", 2},
+		{[]string{"aaaa", "bbbb", "cccc", "dddd"}, 200, "aaaa and 3 more", 1},
+		{nil, 10, "", 0},
 	} {
-		got := List(tc.items, tc.max)
+		got := List(tc.items, tc.most, tc.max)
 		if got != tc.want {
-			t.Errorf("List(%q, %d) = %q, want %q", tc.items, tc.max, got, tc.want)
+			t.Errorf("List(%q, %d, %d) = %q, want %q", tc.items, tc.most, tc.max, got, tc.want)
 		}
 	}
 }
@@ -130,7 +136,7 @@ func FuzzList(f *testing.F) {
 	f.Add("a\x1b\nb\u202e\nccccccccccccccccccccc", 12)
 	f.Fuzz(func(t *testing.T, joined string, max int) {
 		max %= 2048
-		got := List(strings.Split(joined, "\n"), max)
+		got := List(strings.Split(joined, "\n"), 0, max)
 		if why := clean(got); why != "" {
 			t.Fatalf("List = %q: %s", got, why)
 		}

@@ -190,5 +190,5 @@ func fileKind(m fs.FileMode) string {
 // (a package name comes from a file anybody with write access to the
 // sentinel's folder can write).
 func packagesMessage(pkgs []string, limit int) string {
-	return sanitize.List(pkgs, limit)
+	return sanitize.List(pkgs, 0, limit)
 }
