@@ -123,3 +123,27 @@ func TestAlertsMessage(t *testing.T) {
 		t.Errorf("message of %d bytes: %q", len(m), m)
 	}
 }
+
+// Credentials in the URL are sent as basic auth and never quoted in an
+// error.
+func TestAlertCheckerURLCredentials(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "reader" || p != "s3cret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		http.Error(w, "boom", http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	withCreds := strings.Replace(srv.URL, "http://", "http://reader:s3cret@", 1)
+	_, err := (&AlertChecker{URL: withCreds}).Active(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "500") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error %v: want the 500 (credentials accepted), without the password", err)
+	}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	_, err = (&AlertChecker{URL: strings.Replace(closed.URL, "http://", "http://reader:s3cret@", 1)}).Active(context.Background())
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("connection error %v quotes the password", err)
+	}
+}
