@@ -5,14 +5,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
@@ -297,6 +300,12 @@ func TestAttacks(t *testing.T) {
 		in.check(t, "event about a pod", whoDet, err, EventsPolicy, "not Pod web-0")
 	})
 
+	// Least privilege, and failing closed: without its RBAC permission the
+	// controller itself is refused; with it back, admitted again.
+	t.Run("the controller without manage nodes.nodereboot.io", func(t *testing.T) {
+		testControllerLosesPermission(ctx, t, in, ctl)
+	})
+
 	// The verdict: none of the attackers' values is on any node.
 	t.Run("verdict", func(t *testing.T) {
 		nodes, err := in.Cluster.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
@@ -374,4 +383,54 @@ func TestRenamedInstall(t *testing.T) {
 		body: AnnotationPatch(annRebooting, nil)})
 	_, err := det.CoreV1().Events("default").Create(ctx, NodeEvent(other), metav1.CreateOptions{})
 	in.check(t, "event about another Node", "the renamed detector's pod-bound token", err, EventsPolicy, "may record events only about Node "+own)
+}
+
+// testControllerLosesPermission removes the rule `manage nodes.nodereboot.io`
+// from the controller's ClusterRole, checks that the controller's write of
+// its own annotation is then refused, and puts the rule back.
+func testControllerLosesPermission(ctx context.Context, t *testing.T, in *Install, ctl kubernetes.Interface) {
+	roles := in.Cluster.Client.RbacV1().ClusterRoles()
+	role, err := roles.Get(ctx, in.Name("nodereboot-controller"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := role.DeepCopy()
+	var kept []rbacv1.PolicyRule
+	for _, r := range role.Rules {
+		if !slices.Contains(r.APIGroups, "nodereboot.io") {
+			kept = append(kept, r)
+		}
+	}
+	if len(kept) != len(role.Rules)-1 {
+		t.Fatalf("the controller's ClusterRole has %d rules for nodereboot.io, want 1", len(role.Rules)-len(kept))
+	}
+	role.Rules = kept
+	if _, err := roles.Update(ctx, role, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cur, err := roles.Get(ctx, saved.Name, metav1.GetOptions{})
+		if err == nil {
+			cur.Rules = saved.Rules
+			_, err = roles.Update(ctx, cur, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			t.Errorf("restore the controller's ClusterRole: %v", err)
+		}
+	}()
+	// RBAC reaches the authorizer through an informer: wait for the effect.
+	write := func() error {
+		_, err := ctl.CoreV1().Nodes().Patch(ctx, in.Nodes[2], types.MergePatchType, AnnotationPatch(annState, ptr.To("Draining")),
+			metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}
+	var last error
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		last = write()
+		return last != nil, nil
+	}); err != nil {
+		t.Fatalf("the controller without the permission is still admitted (%v)", err)
+	}
+	in.check(t, "set state (dry run) after `manage nodes.nodereboot.io` was removed from its ClusterRole", "the controller's service account",
+		last, ControllerPolicy, "may set "+annState)
 }

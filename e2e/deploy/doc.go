@@ -1,6 +1,7 @@
 // Package deploy tests the install: the kustomize base in deploy/ and its
 // components, the Helm chart in deploy/helm/nodereboot, the Dockerfile, and
-// the admission policy that keeps each detector on its own Node.
+// the admission policies (each detector on its own Node, only the controller
+// writes its annotations; e2e/attacks plays the attacks on them).
 //
 // Without a cluster (manifests_test.go, dockerfile_test.go): every container's
 // flags are parsed by the binaries' own option parsers; the chart's values
