@@ -114,8 +114,9 @@ cluster: tools
 	$(GO) run ./e2e/cmd/local-cluster --nodes $(NODES) --dir $(CURDIR)/_output/cluster
 
 ## demo: the main job — a safe rolling reboot, live in the terminal
+## (DEMO_FLAGS=--aks: on AKS-like node pools; `go run ./e2e/cmd/demo -h` lists the flags)
 demo: tools build
-	$(GO) run ./e2e/cmd/demo
+	$(GO) run ./e2e/cmd/demo $(DEMO_FLAGS)
 
 ## bench: benchmarks on the local control plane (figures in docs/benchmarks.md)
 bench: tools build

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/nodereboot/nodereboot/e2e/aks"
 	"github.com/nodereboot/nodereboot/e2e/framework"
 	"github.com/nodereboot/nodereboot/e2e/harness"
 )
@@ -25,6 +26,8 @@ import (
 type options struct {
 	nodes, reboot, maxConcurrent, replicas int
 	rebootTime, timeout                    time.Duration
+	// aks: node pools named and labelled as AKS does (package e2e/aks).
+	aks bool
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
@@ -38,12 +41,16 @@ func run(args []string, out io.Writer) int {
 	fs.IntVar(&o.replicas, "replicas", 0, "replicas of the demo workload (default 2 per node)")
 	fs.DurationVar(&o.rebootTime, "reboot-time", 3*time.Second, "how long a simulated reboot keeps a node down")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	fs.BoolVar(&o.aks, "aks", false, "AKS-like node pools: --nodes Linux nodes (a system pool of 2 tainted CriticalAddonsOnly, an Azure Linux node, the rest in nodepool1) and a Windows node that is never touched; the controller takes Linux nodes only (docs/aks.md)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	switch {
 	case o.nodes < 1:
 		fmt.Fprintln(os.Stderr, "invalid --nodes: need at least 1")
+		return 2
+	case o.aks && o.nodes < 4:
+		fmt.Fprintln(os.Stderr, "invalid --nodes: --aks needs at least 4 (2 system, 1 Azure Linux, 1 in nodepool1)")
 		return 2
 	case o.reboot < 1 || o.reboot > o.nodes:
 		fmt.Fprintf(os.Stderr, "invalid --reboot: must be between 1 and --nodes (%d)\n", o.nodes)
@@ -57,6 +64,9 @@ func run(args []string, out io.Writer) int {
 	}
 	if o.replicas == 0 {
 		o.replicas = 2 * o.nodes
+		if o.aks {
+			o.replicas = 2 * (o.nodes - 2) // not on the tainted system pool
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -72,17 +82,29 @@ func run(args []string, out io.Writer) int {
 func demo(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "nodereboot demo: %d simulated nodes, %d need a reboot, --max-concurrent %d, a reboot takes %s\n\n",
 		o.nodes, o.reboot, o.maxConcurrent, o.rebootTime)
+	if o.aks {
+		fmt.Fprintf(out, "AKS-like node pools: nodepool1 (%d Ubuntu nodes), azlinux (1 Azure Linux node), systempool (2 Ubuntu nodes, CriticalAddonsOnly=true:NoSchedule),\nnpwin (1 Windows node, never touched: the controller takes only kubernetes.io/os=linux nodes).\n\n", o.nodes-3)
+	}
 	fmt.Fprintln(out, "Starting a local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)")
 	fmt.Fprintf(out, "with nodereboot installed: 2 controller replicas, a detector on every node, and a Deployment of\n%d replicas with a PodDisruptionBudget (maxUnavailable 1) spread over the nodes...\n", o.replicas)
 	started := time.Now()
-	h, err := harness.Start(ctx, harness.Config{
+	cfg := harness.Config{
 		Cluster:            framework.Options{Nodes: o.nodes},
 		RebootDelay:        o.rebootTime,
 		Detectors:          true,
 		ControllerReplicas: 2,
 		ControllerArgs:     []string{fmt.Sprintf("--max-concurrent=%d", o.maxConcurrent)},
 		Workload:           &harness.Workload{Replicas: int32(o.replicas)},
-	})
+	}
+	if o.aks {
+		// The pools are made below; the AKS preset's node selector.
+		cfg.Cluster.Nodes, cfg.Workload = 0, nil
+		cfg.ControllerArgs = append(cfg.ControllerArgs, "--node-selector=kubernetes.io/os=linux")
+	}
+	h, err := harness.Start(ctx, cfg)
+	if err == nil && o.aks {
+		err = aksPools(ctx, h, o)
+	}
 	if h != nil {
 		defer func() {
 			fmt.Fprintln(out, "\nShutting down...")
@@ -97,7 +119,7 @@ func demo(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "Ready in %s. Component logs: %s\n", time.Since(started).Round(100*time.Millisecond), h.Cluster.LogDir)
-	fmt.Fprintf(out, "Try, in another terminal:  %s/kubectl --kubeconfig %s describe node node-0\n\n", h.Cluster.BinDir, h.Cluster.AdminKubeconfig)
+	fmt.Fprintf(out, "Try, in another terminal:  %s/kubectl --kubeconfig %s describe node %s\n\n", h.Cluster.BinDir, h.Cluster.AdminKubeconfig, h.Nodes[0].Name())
 
 	w := newWatcher(h, o.reboot)
 	isTTY, width := false, func() int { return 0 }
@@ -134,4 +156,35 @@ func demo(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "\nAll %d nodes rebooted one authorization each, drained within the budget and uncordoned: %s from the first sentinel to the last uncordon.\n",
 		o.reboot, total.Round(100*time.Millisecond))
 	return nil
+}
+
+// aksPools creates AKS-like node pools with o.nodes Linux nodes and a
+// Windows node, starts a host and a detector on each Linux node (user pools
+// first, so that the first nodes to reboot are nodepool1's) and the
+// workload on the user pools.
+func aksPools(ctx context.Context, h *harness.Harness, o options) error {
+	pools := aks.DefaultPools()
+	for i := range pools {
+		if pools[i].Name == "nodepool1" {
+			pools[i].Count = o.nodes - 3
+		}
+	}
+	created, err := aks.CreatePools(ctx, h.Cluster, pools)
+	if err != nil {
+		return err
+	}
+	var user, system []string
+	for _, name := range created.Linux {
+		if created.Pool[name].Mode == "system" {
+			system = append(system, name)
+		} else {
+			user = append(user, name)
+		}
+	}
+	for _, name := range append(user, system...) {
+		if _, err := h.AddHost(ctx, name); err != nil {
+			return err
+		}
+	}
+	return h.CreateWorkload(ctx, harness.Workload{Replicas: int32(o.replicas)})
 }
