@@ -12,6 +12,8 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
+
+	"github.com/nodereboot/nodereboot/pkg/sanitize"
 )
 
 // Rebooter asks the host to reboot.
@@ -51,10 +53,8 @@ func (c Command) Reboot(ctx context.Context) error {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}
-		msg := strings.Join(strings.Fields(out.String()), " ")
-		if len(msg) > 512 {
-			msg = msg[:512] + "..."
-		}
+		// On one line, control characters escaped, cut between characters.
+		msg := sanitize.Line(out.String(), 512)
 		if msg != "" {
 			return fmt.Errorf("reboot command %q failed: %w: %s", strings.Join(c.Argv, " "), err, msg)
 		}

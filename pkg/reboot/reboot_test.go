@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 const signalChildEnv = "NODEREBOOT_TEST_SIGNAL_CHILD"
@@ -51,6 +52,14 @@ func TestCommand(t *testing.T) {
 	err := failing.Reboot(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "exit status 1") || !strings.Contains(err.Error(), "Failed to connect to bus") {
 		t.Fatalf("failing command: %v, want the exit status and output", err)
+	}
+
+	// The output is quoted on one line, escaped, and cut between
+	// characters (here: 300 two-byte characters, 600 bytes).
+	noisy := Command{Argv: []string{"sh", "-c", `printf '\033[2Jbus\n'; for i in $(seq 300); do printf 'é'; done; exit 1`}}
+	err = noisy.Reboot(context.Background())
+	if msg := err.Error(); !strings.Contains(msg, `: \x1b[2Jbus éé`) || !strings.HasSuffix(msg, "é...") || !utf8.ValidString(msg) {
+		t.Fatalf("noisy command: %q", msg)
 	}
 
 	if err := (Command{Argv: []string{"/nonexistent/systemctl", "reboot"}}).Reboot(context.Background()); err == nil {
