@@ -121,6 +121,9 @@ func demo(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "Ready in %s. Component logs: %s\n", time.Since(started).Round(100*time.Millisecond), h.Cluster.LogDir)
 	fmt.Fprintf(out, "Try, in another terminal:  %s/kubectl --kubeconfig %s describe node %s\n\n", h.Cluster.BinDir, h.Cluster.AdminKubeconfig, h.Nodes[0].Name())
 
+	for _, n := range h.Nodes {
+		nodeColumn = max(nodeColumn, len(n.Name()))
+	}
 	w := newWatcher(h, o.reboot)
 	isTTY, width := false, func() int { return 0 }
 	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {

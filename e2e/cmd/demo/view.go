@@ -110,6 +110,10 @@ func (v *view) draw() {
 	io.WriteString(v.out, b.String())
 }
 
+// nodeColumn is the width of the node column of event lines: the longest
+// node name (AKS's names are long).
+var nodeColumn = 8
+
 func formatEvent(e *corev1.Event) string {
 	src := e.Source.Component
 	if src == "" {
@@ -119,7 +123,7 @@ func formatEvent(e *corev1.Event) string {
 	if len(msg) > 90 {
 		msg = msg[:87] + "..."
 	}
-	return fmt.Sprintf("%s  %-7s %-8s %-22s %-21s %s", eventTime(e).Format("15:04:05.000"), e.Type, e.InvolvedObject.Name, src, e.Reason, msg)
+	return fmt.Sprintf("%s  %-7s %-*s %-22s %-21s %s", eventTime(e).Format("15:04:05.000"), e.Type, nodeColumn, e.InvolvedObject.Name, src, e.Reason, msg)
 }
 
 // timeline prints, per node, when each step was seen, counted from start,
