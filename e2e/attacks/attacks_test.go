@@ -22,6 +22,7 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	RemoveBinaries()
 	rev, _ := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
 	header := fmt.Sprintf("Written by `NODEREBOOT_ATTACKS_RESULTS=<file> go test ./e2e/attacks/` on %s at commit %s (tests %s).",
 		time.Now().UTC().Format("2006-01-02"), strings.TrimSpace(string(rev)), map[bool]string{true: "passed", false: "FAILED"}[code == 0])

@@ -11,9 +11,13 @@
 // -k`, or an overlay that renames it) on a fresh cluster and hands out the
 // credentials: the controller's and the detectors' service-account tokens
 // (a detector's bound to the DaemonSet's pod on its node, as the kubelet
-// projects it), the node patcher's, the nodes'. Every attack's outcome is
-// recorded (Install.Record) and, with NODEREBOOT_ATTACKS_RESULTS=<file>,
-// written as the Markdown table that docs/reliability.md quotes.
+// projects it), the node patcher's, the nodes'. StartController and
+// StartHosts run the real binaries with those credentials (the hosts are
+// e2e/nodesim simulators, each with a detector process), for attacks on a
+// running rollout; TestRolloutThroughThePolicies shows that the policies let
+// a whole rollout through. Every outcome is recorded (Install.Record) and,
+// with NODEREBOOT_ATTACKS_RESULTS=<file>, written as the Markdown table that
+// docs/reliability.md quotes.
 //
 // Needs bin/kubectl and the control plane (make tools).
 package attacks

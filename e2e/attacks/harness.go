@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/nodereboot/nodereboot/e2e/framework"
+	"github.com/nodereboot/nodereboot/e2e/nodesim"
 )
 
 // The install's admission policies (deploy/admission-policy*.yaml), before
@@ -446,4 +447,77 @@ func WriteResults(header string) error {
 
 func cell(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+var (
+	binOnce sync.Once
+	bins    *framework.Binaries
+	binErr  error
+)
+
+// Binaries builds this checkout's nodereboot-controller and
+// nodereboot-detector once per test binary ($NODEREBOOT_BINARIES: link
+// prebuilt ones from that folder instead). RemoveBinaries deletes them.
+func Binaries(t testing.TB) *framework.Binaries {
+	t.Helper()
+	binOnce.Do(func() {
+		bins, binErr = framework.BuildBinaries(os.Getenv("NODEREBOOT_BINARIES"), "nodereboot-controller", "nodereboot-detector")
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return bins
+}
+
+// RemoveBinaries deletes what Binaries built (call it from TestMain).
+func RemoveBinaries() {
+	if bins != nil {
+		bins.Remove()
+	}
+}
+
+// StartHosts starts a simulated host (e2e/nodesim) for every node, each with
+// a real nodereboot-detector process that authenticates as the detector does
+// in its pod: with the token bound to the DaemonSet's pod on its node. The
+// hosts stop when the test ends.
+func (in *Install) StartHosts(ctx context.Context, t *testing.T, detectorArgs ...string) []*nodesim.Node {
+	t.Helper()
+	det := Binaries(t).Path("nodereboot-detector")
+	var hosts []*nodesim.Node
+	for _, node := range in.Nodes {
+		kubeconfig := WriteKubeconfig(t, in.DetectorConfig(ctx, t, node), "detector-"+node)
+		hosts = append(hosts, nodesim.Start(t, in.Cluster, nodesim.Config{NodeName: node, Agent: func(n *nodesim.Node) (string, []string) {
+			return det, append([]string{
+				"--kubeconfig=" + kubeconfig,
+				"--node-name=" + n.Name(),
+				"--sentinel=" + n.SentinelPath(),
+				"--boot-id-file=" + n.BootIDFile(),
+				"--reboot-method=command",
+				"--reboot-command=" + n.RebootCommand(),
+				"--host-mount-namespace=false",
+				"--metrics-bind-address=0",
+				"--health-probe-bind-address=0",
+			}, detectorArgs...)
+		}}))
+	}
+	return hosts
+}
+
+// StartController starts a nodereboot-controller process with the
+// controller's service-account token, its Lease in the install's namespace;
+// it stops when the test ends.
+func (in *Install) StartController(ctx context.Context, t *testing.T, name string, args ...string) *framework.Process {
+	t.Helper()
+	kubeconfig := WriteKubeconfig(t, in.ControllerConfig(ctx, t), name)
+	p := framework.NewProcess(name, Binaries(t).Path("nodereboot-controller"), append([]string{
+		"--kubeconfig=" + kubeconfig,
+		"--leader-elect-resource-namespace=" + in.Namespace,
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=0",
+	}, args...), in.Cluster.LogDir)
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop(10 * time.Second) })
+	return p
 }
