@@ -135,7 +135,7 @@ func TestRolloutThroughThePolicies(t *testing.T) {
 		result = "FAILED"
 	}
 	in.Record(Outcome{Attack: "(no attack) a rollout of 3 nodes, --max-concurrent=1, through the three policies",
-		Who: "the real controller (its service-account token) and detectors (tokens bound to their pods)",
+		Who:    "the real controller (its service-account token) and detectors (tokens bound to their pods)",
 		Server: fmt.Sprintf("reboots: %s; at most %d node out; %d reboots without an authorization", strings.Join(reboots, ", "), maxOut, len(unauthorized)),
 		Result: result})
 }
