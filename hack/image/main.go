@@ -109,7 +109,7 @@ func build(out, ref, user, arch string, dirs, env, labels, entrypoint []string) 
 	}
 	// containerd names an imported image by io.containerd.image.name; the
 	// OCI annotation holds the tag alone.
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{
+	if err := p.AppendImage(img, layout.WithPlatform(v1.Platform{OS: "linux", Architecture: arch}), layout.WithAnnotations(map[string]string{
 		"io.containerd.image.name":          tag.Name(),
 		"org.opencontainers.image.ref.name": tag.TagStr(),
 	})); err != nil {
