@@ -30,6 +30,9 @@ TOOLS_LDFLAGS  := -s -w \
   -X k8s.io/client-go/pkg/version.gitMinor=$(KUBE_MINOR)
 TOOLS_STAMP    := $(BIN)/.tools-$(KUBE_VERSION)
 NODE_TOOLS_STAMP := $(BIN)/node/.stamp
+# The VM's Debian root filesystem, cached under a name that changes with
+# the script that builds it.
+VM_BASE        = $(CURDIR)/_output/vm/base-$(shell sha256sum hack/vm/base.sh | cut -c1-12)
 CONTAINERD_VERSION := v2.4.2
 RUNC_VERSION   := 1.5.3
 HELM_VERSION   := v4.3.1
@@ -82,6 +85,13 @@ $(NODE_TOOLS_STAMP): hack/node/go.mod hack/node/go.sum hack/runtime/go.mod hack/
 	cd hack/runtime && CGO_ENABLED=1 nice -n 10 $(GO) build -trimpath -tags seccomp \
 	  -ldflags '-s -w -X main.version=$(RUNC_VERSION)' -o $(BIN)/node/runc github.com/opencontainers/runc
 	@touch $@
+
+## test-node: a real node: a kubelet in a qemu VM (software emulation) that
+## really reboots, nodereboot installed from deploy/, one reboot per method
+## (e2e/realnode, docs/reliability.md "A real node"); not part of make test
+test-node: tools build image node-tools
+	hack/vm/base.sh $(VM_BASE)
+	NODEREBOOT_TEST_NODE=1 NODEREBOOT_VM_BASE=$(VM_BASE) $(GO) test -timeout 120m -count=1 -v ./e2e/realnode/
 
 ## helm: the pinned Helm CLI in bin/helm (hack/helm/go.mod), for the chart tests
 helm: $(HELM_STAMP)

@@ -46,6 +46,16 @@ type Options struct {
 	// AuditPolicy, when set, is the API server's audit policy (YAML); the
 	// audit log is then written to AuditLog() as JSON lines.
 	AuditPolicy string
+	// Users are static-token users besides the admin, for example a real
+	// kubelet's node identity (system:node:NAME in system:nodes, for the
+	// Node authorizer) in e2e/realnode.
+	Users []StaticUser
+}
+
+// StaticUser is a user of the API server's token file.
+type StaticUser struct {
+	Token, Name string
+	Groups      []string
 }
 
 // Cluster is a running local control plane.
@@ -193,7 +203,11 @@ func (c *Cluster) start(ctx context.Context) error {
 	// kube-apiserver, with a static token for the admin.
 	token := randomHex(16)
 	tokenFile := filepath.Join(c.Dir, "tokens.csv")
-	if err := os.WriteFile(tokenFile, []byte(token+`,nodereboot-e2e-admin,nodereboot-e2e-admin,"system:masters"`+"\n"), 0o600); err != nil {
+	tokens := token + `,nodereboot-e2e-admin,nodereboot-e2e-admin,"system:masters"` + "\n"
+	for _, u := range c.opts.Users {
+		tokens += fmt.Sprintf("%s,%s,%s,%q\n", u.Token, u.Name, u.Name, strings.Join(u.Groups, ","))
+	}
+	if err := os.WriteFile(tokenFile, []byte(tokens), 0o600); err != nil {
 		return err
 	}
 	c.Server = "https://" + hostPort(apiPort)
