@@ -32,6 +32,7 @@ TOOLS_STAMP    := $(BIN)/.tools-$(KUBE_VERSION)
 NODE_TOOLS_STAMP := $(BIN)/node/.stamp
 # The VM's Debian root filesystem, cached under a name that changes with
 # the script that builds it.
+NODE_RESULTS  ?= $(CURDIR)/_output/realnode-results.json
 VM_BASE        = $(CURDIR)/_output/vm/base-$(shell sha256sum hack/vm/base.sh | cut -c1-12)
 CONTAINERD_VERSION := v2.4.2
 RUNC_VERSION   := 1.5.3
@@ -43,7 +44,7 @@ E2E_TIMEOUT  ?= 30m
 UNIT_TIMEOUT ?= 10m
 NODES        ?= 3
 
-PHONY_NODE := node-tools test-node
+PHONY_NODE := node-tools test-node test-node-deps
 .PHONY: $(PHONY_NODE) build test test-unit test-e2e test-faults test-deps lint lint-chart tools helm cluster demo bench image docker-image clean
 
 ## build: the two binaries, bin/nodereboot-detector and bin/nodereboot-controller
@@ -89,9 +90,26 @@ $(NODE_TOOLS_STAMP): hack/node/go.mod hack/node/go.sum hack/runtime/go.mod hack/
 ## test-node: a real node: a kubelet in a qemu VM (software emulation) that
 ## really reboots, nodereboot installed from deploy/, one reboot per method
 ## (e2e/realnode, docs/reliability.md "A real node"); not part of make test
-test-node: tools build image node-tools
+test-node: test-node-deps tools build image node-tools
 	hack/vm/base.sh $(VM_BASE)
-	NODEREBOOT_TEST_NODE=1 NODEREBOOT_VM_BASE=$(VM_BASE) $(GO) test -timeout 120m -count=1 -v ./e2e/realnode/
+	NODEREBOOT_TEST_NODE=1 NODEREBOOT_VM_BASE=$(VM_BASE) NODEREBOOT_NODE_RESULTS=$(NODE_RESULTS) \
+	  $(GO) test -timeout 120m -count=1 -v ./e2e/realnode/
+
+## test-node-deps: Debian packages the real node needs: qemu (the VM),
+## mmdebstrap (its root filesystem), busybox-static (a shell image),
+## libseccomp-dev (runc's seccomp support)
+test-node-deps:
+	@missing=""; \
+	command -v qemu-system-x86_64 >/dev/null || missing="$$missing qemu-system-x86"; \
+	command -v mmdebstrap >/dev/null || missing="$$missing mmdebstrap"; \
+	[ -x /bin/busybox ] || missing="$$missing busybox-static"; \
+	[ -e /usr/include/seccomp.h ] || missing="$$missing libseccomp-dev pkg-config"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo ">> installing$$missing for the real node"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo ">> missing$$missing: install them (Debian packages)"; exit 1; fi; \
+	fi
 
 ## helm: the pinned Helm CLI in bin/helm (hack/helm/go.mod), for the chart tests
 helm: $(HELM_STAMP)

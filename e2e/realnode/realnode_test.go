@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -156,21 +157,22 @@ func (tl *timeline) String() string {
 	defer tl.mu.Unlock()
 	var b strings.Builder
 	for _, s := range tl.steps {
-		fmt.Fprintf(&b, "  %8.1fs  %-34s %s\n", s.at.Sub(tl.start).Seconds(), s.name, s.detail)
+		fmt.Fprintf(&b, "  %8.2fs  %-38s %s\n", s.at.Sub(tl.start).Seconds(), s.name, s.detail)
 	}
 	return b.String()
 }
 
 // Steps the observers mark, in the order they must happen.
 const (
-	stSentinel     = "sentinel written (pod Succeeded)"
+	stSentinel     = "sentinel pod created"
 	stCondTrue     = "condition RebootRequired=True"
 	stCordon       = "node cordoned"
 	stDraining     = "state Draining"
 	stDrained      = "workload running on " + kwokNode
 	stAuthorized   = "authorized (boot ID annotation)"
-	stKernelDown   = "VM unreachable (kernel going down)"
+	stKernelDown   = "VM stops answering (shutdown begun)"
 	stRestarting   = "console: reboot: Restarting system"
+	stGraceful     = "kubelet: graceful node shutdown"
 	stNotReady     = "node NotReady"
 	stVMNewBoot    = "VM answers with a new boot ID"
 	stKubeletBoot  = "kubelet reports the new boot ID"
@@ -200,29 +202,52 @@ func observe(ctx context.Context, n *node, tl *timeline, oldBoot, oldDetector st
 	pods := f.Core().V1().Pods().Informer()
 	onPod := func(any) { onPods(tl, pods.GetStore().List(), oldDetector) }
 	pods.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: onPod, UpdateFunc: func(_, o any) { onPod(o) }, DeleteFunc: onPod})
+	f.Core().V1().Events().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) {
+			e := o.(*corev1.Event)
+			if e.InvolvedObject.Kind == "Node" && e.InvolvedObject.Name == vmNode && e.Reason == "Shutdown" &&
+				e.Source.Component == "kubelet" && tl.has(stAuthorized) {
+				tl.mark(stGraceful, e.Message)
+			}
+		},
+	})
 	f.Start(ctx.Done())
 
-	go func() {
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			if n.vm.ConsoleCount("reboot: Restarting system") > restartsBefore {
-				tl.mark(stRestarting, "")
-			}
-			id, err := n.vm.BootID(ctx)
-			switch {
-			case err != nil && tl.has(stAuthorized) && !tl.has(stVMNewBoot):
-				tl.mark(stKernelDown, err.Error())
-			case err == nil && id != oldBoot:
-				tl.mark(stVMNewBoot, id)
-			}
+	// The console and the boot ID are read by two loops: a boot-ID read
+	// may wait for its timeout while the guest is down.
+	go every(ctx, 200*time.Millisecond, func() {
+		if n.vm.ConsoleCount(restartingLine) > restartsBefore {
+			tl.mark(stRestarting, "")
 		}
-	}()
+	})
+	go every(ctx, 500*time.Millisecond, func() {
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		id, err := n.vm.BootID(rctx)
+		switch {
+		case err != nil && tl.has(stAuthorized) && !tl.has(stVMNewBoot):
+			tl.mark(stKernelDown, err.Error())
+		case err == nil && id != oldBoot:
+			tl.mark(stVMNewBoot, id)
+		}
+	})
+}
+
+// restartingLine is what the kernel prints on the console as it restarts.
+const restartingLine = "reboot: Restarting system"
+
+// every runs f every period until ctx ends.
+func every(ctx context.Context, period time.Duration, f func()) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			f()
+		}
+	}
 }
 
 func onNode(tl *timeline, n *corev1.Node, oldBoot string) {
@@ -275,8 +300,6 @@ func onPods(tl *timeline, objs []any, oldDetector string) {
 		switch {
 		case p.Namespace == workloadNS && p.Labels["app"] == "web" && p.Spec.NodeName == kwokNode && p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil:
 			onKwok++
-		case p.Namespace == workloadNS && p.Name == "sentinel" && p.Status.Phase == corev1.PodSucceeded:
-			tl.mark(stSentinel, "")
 		case p.Namespace == systemNS && p.Spec.NodeName == vmNode && p.Labels["app.kubernetes.io/component"] == "detector" && tl.has(stKubeletBoot):
 			if id := detectorContainer(p); id != "" && id != oldDetector && podReady(p) {
 				tl.mark(stDetectorBack, "container "+shortID(id))
@@ -514,7 +537,7 @@ func rebootOnce(t *testing.T, ctx context.Context, n *node, method, component st
 	if err != nil {
 		t.Fatal(err)
 	}
-	restartsBefore := n.vm.ConsoleCount("reboot: Restarting system")
+	restartsBefore := n.vm.ConsoleCount(restartingLine)
 	nodeObj, err := cs.CoreV1().Nodes().Get(ctx, vmNode, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -549,6 +572,7 @@ func rebootOnce(t *testing.T, ctx context.Context, n *node, method, component st
 	if _, err := cs.CoreV1().Pods(workloadNS).Create(ctx, sentinel, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	tl.mark(stSentinel, "")
 
 	wctx, wcancel := context.WithTimeout(ctx, 25*time.Minute)
 	defer wcancel()
@@ -560,9 +584,10 @@ func rebootOnce(t *testing.T, ctx context.Context, n *node, method, component st
 		}
 	}
 	t.Logf("%s: old boot ID %s (VM), new boot ID %s (VM)\n%s", method, oldBoot, stepDetail(tl, stVMNewBoot), tl)
+	writeResult(t, method, oldBoot, stepDetail(tl, stVMNewBoot), tl)
 
 	// The order the contract promises.
-	order := []string{stCondTrue, stCordon, stDrained, stAuthorized, stKernelDown, stVMNewBoot, stReady, stUncordon}
+	order := []string{stSentinel, stCondTrue, stCordon, stDrained, stAuthorized, stKernelDown, stRestarting, stVMNewBoot, stReady, stUncordon}
 	for i := 1; i < len(order); i++ {
 		a, okA := tl.get(order[i-1])
 		b, okB := tl.get(order[i])
@@ -574,6 +599,12 @@ func rebootOnce(t *testing.T, ctx context.Context, n *node, method, component st
 			t.Errorf("%q at %s before %q at %s", order[i], b.at.Sub(tl.start), order[i-1], a.at.Sub(tl.start))
 		}
 	}
+	// The kubelet's graceful node shutdown needs logind's
+	// PrepareForShutdown: a reboot through logind (dbus, and systemctl
+	// reboot for command) has it; SIGRTMIN+5 to systemd does not.
+	if graceful := tl.has(stGraceful); graceful != (method != "signal") {
+		t.Errorf("%s: the kubelet's graceful node shutdown observed: %v", method, graceful)
+	}
 	newBoot := stepDetail(tl, stVMNewBoot)
 	if kb := stepDetail(tl, stKubeletBoot); kb != newBoot {
 		t.Errorf("the kubelet reports boot ID %s, the VM says %s", kb, newBoot)
@@ -583,7 +614,7 @@ func rebootOnce(t *testing.T, ctx context.Context, n *node, method, component st
 	}
 	// Exactly one reboot: one more "Restarting system" on the console, and
 	// the VM still on the new boot.
-	if got := n.vm.ConsoleCount("reboot: Restarting system") - restartsBefore; got != 1 {
+	if got := n.vm.ConsoleCount(restartingLine) - restartsBefore; got != 1 {
 		t.Errorf("the console shows %d restarts, want 1", got)
 	}
 	if id, err := n.vm.BootID(ctx); err != nil || id != newBoot {
@@ -594,4 +625,48 @@ func rebootOnce(t *testing.T, ctx context.Context, n *node, method, component st
 func stepDetail(tl *timeline, name string) string {
 	s, _ := tl.get(name)
 	return s.detail
+}
+
+// result is one method's run, a line of $NODEREBOOT_NODE_RESULTS.
+type result struct {
+	Time      time.Time `json:"time"`
+	Method    string    `json:"method"`
+	OldBootID string    `json:"old_boot_id"`
+	NewBootID string    `json:"new_boot_id"`
+	// Steps are seconds after the sentinel pod's creation.
+	Steps []resultStep `json:"steps"`
+}
+
+type resultStep struct {
+	Step    string  `json:"step"`
+	Seconds float64 `json:"seconds"`
+	Detail  string  `json:"detail,omitempty"`
+}
+
+// writeResult appends the run to $NODEREBOOT_NODE_RESULTS, if set.
+func writeResult(t *testing.T, method, oldBoot, newBoot string, tl *timeline) {
+	t.Helper()
+	p := os.Getenv("NODEREBOOT_NODE_RESULTS")
+	if p == "" {
+		return
+	}
+	r := result{Time: time.Now().UTC(), Method: method, OldBootID: oldBoot, NewBootID: newBoot}
+	sentinel, _ := tl.get(stSentinel)
+	tl.mu.Lock()
+	for _, s := range tl.steps {
+		r.Steps = append(r.Steps, resultStep{Step: s.name, Seconds: s.at.Sub(sentinel.at).Round(10 * time.Millisecond).Seconds(), Detail: s.detail})
+	}
+	tl.mu.Unlock()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -43,7 +43,7 @@ type NodeConfig struct {
 	CA         []byte // the API server's CA (PEM)
 	PauseImage string
 	// KubeVersion is only written into the kubelet unit's description.
-	KubeVersion                                         string
+	KubeVersion                                          string
 	ShutdownGracePeriod, ShutdownGracePeriodCriticalPods string
 }
 
