@@ -82,7 +82,9 @@ func Message(s string) string { return Line(s, MaxMessage) }
 func List(items []string, most, max int) string {
 	clean := make([]string, 0, len(items))
 	for _, it := range items {
-		if c := Line(it, 0); c != "" {
+		// An item longer than the whole list cannot be shown whole:
+		// cutting it now bounds the work on huge input.
+		if c := Line(it, max); c != "" {
 			clean = append(clean, c)
 		}
 	}

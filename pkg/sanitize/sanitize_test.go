@@ -145,3 +145,14 @@ func FuzzList(f *testing.F) {
 		}
 	})
 }
+
+// Cleaning a list of huge items costs in proportion to the cap, not to the
+// input (a Prometheus answer may hold 16 MiB of alert names).
+func BenchmarkListHuge(b *testing.B) {
+	items := []string{strings.Repeat("\x1b", 8<<20), strings.Repeat("é", 4<<20)}
+	for b.Loop() {
+		if got := List(items, 0, MaxMessage); len(got) > MaxMessage {
+			b.Fatal(len(got))
+		}
+	}
+}
