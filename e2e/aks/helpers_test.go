@@ -18,11 +18,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
@@ -246,6 +249,29 @@ func (o *observer) snapshot() (maxOut int, touched, protected map[string]bool) {
 func idle(n *corev1.Node) bool {
 	_, out := n.Annotations[contract.AnnotationState]
 	return !out && !n.Spec.Unschedulable
+}
+
+// idleButCordoned reports whether a node is out of the pipeline and
+// cordoned (by somebody else).
+func idleButCordoned(n *corev1.Node) bool {
+	_, out := n.Annotations[contract.AnnotationState]
+	return !out && n.Spec.Unschedulable
+}
+
+// waitEvent waits for an event with the reason about the node.
+func waitEvent(ctx context.Context, c *framework.Cluster, node, reason string) error {
+	sel := fields.AndSelectors(
+		fields.OneTermEqualSelector("involvedObject.kind", "Node"),
+		fields.OneTermEqualSelector("involvedObject.name", node),
+		fields.OneTermEqualSelector("reason", reason))
+	lw := framework.ConsistentListWatch(c.Client.CoreV1().RESTClient(), "events", "", sel)
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Event{}, nil, func(e watch.Event) (bool, error) {
+		return e.Type != watch.Deleted, nil
+	})
+	if err != nil {
+		return fmt.Errorf("no %s event for %s: %w", reason, node, err)
+	}
+	return nil
 }
 
 // condition returns the node's RebootRequired condition, or nil.

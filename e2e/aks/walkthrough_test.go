@@ -79,7 +79,13 @@ func TestWalkthrough(t *testing.T) {
 	defer cancel()
 
 	c := framework.StartCluster(t, framework.Options{BinDir: binDir})
-	pools, err := CreatePools(ctx, c, DefaultPools())
+	testPools := DefaultPools()
+	for i := range testPools {
+		if testPools[i].Name == "nodepool1" {
+			testPools[i].Count = 3 // one for kubectl debug, one for an AKS upgrade, one for the sentinel command
+		}
+	}
+	pools, err := CreatePools(ctx, c, testPools)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +232,52 @@ func TestWalkthrough(t *testing.T) {
 		}
 	}
 
+	// An AKS upgrade, as the page says to run it today: pause, AKS cordons
+	// and drains a node (here kubectl drain, the same API calls) whose
+	// sentinel appears meanwhile, nodereboot leaves it alone, AKS
+	// uncordons it, resume, nodereboot reboots it.
+	upgraded := pools.Linux[0]
+	for _, name := range pools.Linux {
+		if pools.Pool[name].Name == "nodepool1" && name != node {
+			upgraded = name
+			break
+		}
+	}
+	s.run(ctx, "pause")
+	cm, err := c.Client.CoreV1().ConfigMaps(systemNS).Get(ctx, contract.ConfigMapName, metav1.GetOptions{})
+	if err != nil || cm.Annotations[contract.AnnotationPaused] != "true" || cm.Annotations[contract.AnnotationPausedReason] != "AKS upgrade" {
+		t.Fatalf("pause: ConfigMap %v, %v", cm, err)
+	}
+	if _, err := c.Kubectl(ctx, "drain", upgraded, "--ignore-daemonsets", "--delete-emptydir-data"); err != nil {
+		t.Fatal(err)
+	}
+	if err := hosts[upgraded].sim.CreateSentinel(); err != nil {
+		t.Fatal(err)
+	}
+	// The admission pass saw the node waiting (RebootQueued) and, paused,
+	// did not take it (RebootBlocked).
+	for _, reason := range []string{contract.ReasonRebootQueued, contract.ReasonRebootBlocked} {
+		if err := waitEvent(ctx, c, upgraded, reason); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := c.Client.CoreV1().Nodes().Get(ctx, upgraded, metav1.GetOptions{}); err != nil || !idleButCordoned(n) {
+		t.Fatalf("paused, yet %s was taken: %v %v", upgraded, n.Annotations, err)
+	}
+	if _, err := c.Kubectl(ctx, "uncordon", upgraded); err != nil {
+		t.Fatal(err)
+	}
+	s.run(ctx, "resume")
+	if cm, err = c.Client.CoreV1().ConfigMaps(systemNS).Get(ctx, contract.ConfigMapName, metav1.GetOptions{}); err != nil || cm.Annotations[contract.AnnotationPaused] != "" {
+		t.Errorf("resume: ConfigMap %v, %v", cm, err)
+	}
+	if _, err := hosts[upgraded].sim.WaitForReboots(ctx, 1); err != nil {
+		t.Fatalf("%s was not rebooted after resume: %v", upgraded, err)
+	}
+	if _, err := c.WaitForNode(ctx, upgraded, idle); err != nil {
+		t.Fatal(err)
+	}
+
 	// Azure Linux: the sentinel command on every Linux node.
 	s.run(ctx, "install-azurelinux")
 	ds, err = c.Client.AppsV1().DaemonSets(systemNS).Get(ctx, "nodereboot-detector", metav1.GetOptions{})
@@ -246,7 +298,7 @@ func TestWalkthrough(t *testing.T) {
 		switch {
 		case pools.Pool[name].OSSKU == "AzureLinux":
 			azl = name
-		case pools.Pool[name].Name == "nodepool1" && name != node:
+		case pools.Pool[name].Name == "nodepool1" && name != node && name != upgraded:
 			ubuntu = name
 		}
 	}
@@ -287,17 +339,6 @@ func TestWalkthrough(t *testing.T) {
 		t.Errorf("window: --reuse-values lost the AKS preset: node-selector %q", v)
 	}
 
-	// Pause and resume around an AKS upgrade.
-	s.run(ctx, "pause")
-	cm, err := c.Client.CoreV1().ConfigMaps(systemNS).Get(ctx, contract.ConfigMapName, metav1.GetOptions{})
-	if err != nil || cm.Annotations[contract.AnnotationPaused] != "true" || cm.Annotations[contract.AnnotationPausedReason] != "AKS upgrade" {
-		t.Errorf("pause: ConfigMap %v, %v", cm, err)
-	}
-	s.run(ctx, "resume")
-	if cm, err = c.Client.CoreV1().ConfigMaps(systemNS).Get(ctx, contract.ConfigMapName, metav1.GetOptions{}); err != nil || cm.Annotations[contract.AnnotationPaused] != "" {
-		t.Errorf("resume: ConfigMap %v, %v", cm, err)
-	}
-
 	if out := s.run(ctx, "pdbs"); !strings.Contains(out, "coredns") {
 		t.Errorf("pdbs: no coredns budget in %q", out)
 	}
@@ -317,7 +358,7 @@ func TestWalkthrough(t *testing.T) {
 	if touched[windows] {
 		t.Errorf("the Windows node %s was cordoned or annotated by nodereboot", windows)
 	}
-	for _, name := range append([]string{node, azl, ubuntu}, system...) {
+	for _, name := range append([]string{node, upgraded, azl, ubuntu}, system...) {
 		if !protected[name] {
 			t.Errorf("%s was not protected from the Cluster Autoscaler while rebooting", name)
 		}
