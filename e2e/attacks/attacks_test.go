@@ -435,3 +435,29 @@ func testControllerLosesPermission(ctx context.Context, t *testing.T, in *Instal
 	in.check(t, "set state (dry run) after `manage nodes.nodereboot.io` was removed from its ClusterRole", "the controller's service account",
 		last, ControllerPolicy, "may set "+annState)
 }
+
+// TestWithoutPolicies installs deploy/ without its policies, as on a cluster
+// before Kubernetes 1.30 (docs/install.md): the headline attack then gets
+// through the API server, which is what the policies are for. (What the
+// controller and the detector still hold on their own is their part.)
+func TestWithoutPolicies(t *testing.T) {
+	t.Parallel() // its own cluster
+	in := Setup(t, Options{Nodes: 2, WithoutPolicies: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	policies, err := in.Cluster.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
+	if err != nil || len(policies.Items) != 0 {
+		t.Fatalf("policies installed: %v (%v)", policies, err)
+	}
+	patcher := in.Client(t, in.PatcherConfig(ctx, t))
+	boot := bootID(ctx, t, in, in.Nodes[0])
+	_, err = patcher.CoreV1().Nodes().Patch(ctx, in.Nodes[0], types.MergePatchType, AnnotationPatch(annRebootAuthorized, &boot),
+		metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+	result := "ADMITTED: only RBAC applies (documented loss)"
+	if err != nil {
+		t.Errorf("without the policies the API server refused the forged authorization: %v", err)
+		result = "FAILED"
+	}
+	in.Record(Outcome{Attack: "reboot-authorized=<the node's boot ID> (dry run)", Who: "service account with only `patch` on nodes",
+		Server: ServerAnswer(err), Result: result})
+}

@@ -54,6 +54,11 @@ type Options struct {
 	// kustomize overlay of deploy/ (namePrefix, nameSuffix, namespace);
 	// all empty: deploy/ itself.
 	NamePrefix, NameSuffix, Namespace string
+	// WithoutPolicies installs deploy/ without its three admission policies
+	// (as on a cluster before Kubernetes 1.30, docs/install.md): a
+	// kustomize `$patch: delete` of the six objects. For attacks that the
+	// controller itself must hold.
+	WithoutPolicies bool
 }
 
 // Install is nodereboot installed from deploy/ on a fresh local cluster.
@@ -129,6 +134,10 @@ func Setup(t *testing.T, o Options) *Install {
 		t.Logf("installed %s:\n%s", dir, strings.TrimSpace(out))
 	}
 	in.waitWorkloads(ctx, t)
+	if o.WithoutPolicies {
+		in.Label += " without its admission policies"
+		return in
+	}
 	in.waitTypeChecked(ctx, t)
 	in.waitEnforced(ctx, t)
 	return in
@@ -142,7 +151,7 @@ func kustomization(t *testing.T, o Options) string {
 		t.Fatal(err)
 	}
 	base := filepath.Join(root, "deploy")
-	if o.NamePrefix == "" && o.NameSuffix == "" && o.Namespace == "" {
+	if o.NamePrefix == "" && o.NameSuffix == "" && o.Namespace == "" && !o.WithoutPolicies {
 		return base
 	}
 	dir := t.TempDir()
@@ -155,6 +164,14 @@ func kustomization(t *testing.T, o Options) string {
 	for k, v := range map[string]string{"namePrefix": o.NamePrefix, "nameSuffix": o.NameSuffix, "namespace": o.Namespace} {
 		if v != "" {
 			fmt.Fprintf(&b, "%s: %s\n", k, v)
+		}
+	}
+	if o.WithoutPolicies {
+		b.WriteString("patches:\n")
+		for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+			for _, name := range []string{DetectorPolicy, EventsPolicy, ControllerPolicy} {
+				fmt.Fprintf(&b, "  - patch: |-\n      $patch: delete\n      apiVersion: admissionregistration.k8s.io/v1\n      kind: %s\n      metadata:\n        name: %s\n", kind, name)
+			}
 		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(b.String()), 0o644); err != nil {
