@@ -29,9 +29,10 @@ type config struct {
 	steadyWindow         time.Duration
 	waitingNodes         int
 	waitingWindow        time.Duration
+	demoReboot           time.Duration
 	scaleNodes           int
+	scaleConditions      int
 	scaleConcurrent      int
-	scaleReboot          time.Duration
 	processDetectorLimit int
 	idleWindow           time.Duration
 	only                 map[string]bool
@@ -46,7 +47,8 @@ func fullConfig() config {
 		rolloutNodes: 100, rolloutConcurrent: 10, rolloutReboot: 5 * time.Second,
 		steadyNodes: 1000, steadyWindow: 10 * time.Minute,
 		waitingNodes: 100, waitingWindow: 2 * time.Minute,
-		scaleNodes: 5000, scaleConcurrent: 50, scaleReboot: 5 * time.Second,
+		demoReboot: 3 * time.Second,
+		scaleNodes: 5000, scaleConditions: 500, scaleConcurrent: 50,
 		processDetectorLimit: 100, idleWindow: 30 * time.Second,
 	}
 }
@@ -57,7 +59,8 @@ func quickConfig() config {
 		rolloutNodes: 4, rolloutConcurrent: 2, rolloutReboot: 500 * time.Millisecond,
 		steadyNodes: 4, steadyWindow: 3 * time.Second,
 		waitingNodes: 3, waitingWindow: 3 * time.Second,
-		scaleNodes: 20, scaleConcurrent: 5, scaleReboot: 500 * time.Millisecond,
+		demoReboot: 500 * time.Millisecond,
+		scaleNodes: 20, scaleConditions: 10, scaleConcurrent: 5,
 		processDetectorLimit: 2, idleWindow: time.Second,
 	}
 }
@@ -106,6 +109,7 @@ var benchmarks = []struct {
 	{"reaction", benchReaction},
 	{"handoff", benchHandoff},
 	{"rollout", benchRollout},
+	{"demo", benchDemo},
 	{"steady", benchSteady},
 	{"waiting", benchWaiting},
 	{"scale", benchScale},
@@ -114,12 +118,13 @@ var benchmarks = []struct {
 func run(args []string, stdout io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "tiny sizes: checks that every benchmark still works (make test runs this)")
-	only := fs.String("only", "", "comma-separated benchmarks to run (default all): detection,reaction,handoff,rollout,steady,waiting,scale")
+	only := fs.String("only", "", "comma-separated benchmarks to run (default all): detection,reaction,handoff,rollout,demo,steady,waiting,scale")
 	out := fs.String("out", "", "JSON output (default bench/results/<date>.json; with --quick none)")
 	keep := fs.Bool("keep-logs", false, "keep the clusters' folders and logs")
 	steadyNodes := fs.Int("steady-nodes", 0, "override: nodes in the steady-state API load benchmark (default 1000)")
 	steadyWindow := fs.Duration("steady-window", 0, "override: its measurement window (default 10m)")
-	scaleNodes := fs.Int("scale-nodes", 0, "override: nodes in the scale benchmark (default 5000)")
+	scaleNodes := fs.Int("scale-nodes", 0, "override: static nodes in the controller's scale benchmark (default 5000)")
+	scaleConditions := fs.Int("scale-conditions", 0, "override: conditions set at once in the scale benchmark (default 500)")
 	scaleConcurrent := fs.Int("scale-concurrent", 0, "override: --max-concurrent in the scale benchmark (default 50)")
 	rolloutNodes := fs.Int("rollout-nodes", 0, "override: nodes in the makespan benchmark (default 100)")
 	trials := fs.Int("trials", 0, "override: trials of the detection and reaction latencies (default 200)")
@@ -135,7 +140,7 @@ func run(args []string, stdout io.Writer) int {
 		name string
 		v    int
 		dst  *int
-	}{{"steady-nodes", *steadyNodes, &cfg.steadyNodes}, {"scale-nodes", *scaleNodes, &cfg.scaleNodes},
+	}{{"steady-nodes", *steadyNodes, &cfg.steadyNodes}, {"scale-nodes", *scaleNodes, &cfg.scaleNodes}, {"scale-conditions", *scaleConditions, &cfg.scaleConditions},
 		{"scale-concurrent", *scaleConcurrent, &cfg.scaleConcurrent}, {"rollout-nodes", *rolloutNodes, &cfg.rolloutNodes},
 		{"trials", *trials, &cfg.detectionTrials}, {"trials", *trials, &cfg.reactionTrials}} {
 		switch {
@@ -145,6 +150,10 @@ func run(args []string, stdout io.Writer) int {
 		case o.v > 0:
 			*o.dst = o.v
 		}
+	}
+	if cfg.scaleConditions > cfg.scaleNodes {
+		fmt.Fprintf(os.Stderr, "invalid --scale-conditions: more than --scale-nodes (%d)\n", cfg.scaleNodes)
+		return 2
 	}
 	if *steadyWindow < 0 {
 		fmt.Fprintln(os.Stderr, "invalid --steady-window: must be positive")

@@ -47,6 +47,7 @@ type recorder struct {
 	points      []outPoint
 	last        map[string]outPoint // each node's last observed version
 	gap         map[string]bool     // nodes whose next version follows a relist
+	changed     chan struct{}       // closed and replaced on every update
 }
 
 type waiter struct {
@@ -61,7 +62,7 @@ type seen struct {
 }
 
 func startRecorder(ctx context.Context, client kubernetes.Interface) (*recorder, error) {
-	r := &recorder{waiters: map[*waiter]struct{}{}, last: map[string]outPoint{}, gap: map[string]bool{}}
+	r := &recorder{waiters: map[*waiter]struct{}{}, last: map[string]outPoint{}, gap: map[string]bool{}, changed: make(chan struct{})}
 	inf := cache.NewSharedIndexInformer(r.listWatch(client), &corev1.Node{}, 0, cache.Indexers{})
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { r.update(nil, obj.(*corev1.Node)) },
@@ -199,6 +200,8 @@ func (r *recorder) update(o, n *corev1.Node) {
 			add("rebooted")
 		}
 	}
+	close(r.changed)
+	r.changed = make(chan struct{})
 	for w := range r.waiters {
 		if (w.node == "" || w.node == n.Name) && w.pred(n) {
 			w.ch <- seen{n.Name, now}
@@ -247,6 +250,19 @@ func (r *recorder) waitFor(ctx context.Context, node string, pred func(*corev1.N
 		r.mu.Unlock()
 		return seen{}, ctx.Err()
 	}
+}
+
+// changes is closed at the next update of any node.
+func (r *recorder) changes() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
+}
+
+// isOut: the node's cached version is out.
+func (r *recorder) isOut(node string) bool {
+	obj, ok, _ := r.nodes.GetByKey(node)
+	return ok && isOut(obj.(*corev1.Node))
 }
 
 // since returns the transitions recorded at or after t.

@@ -14,7 +14,7 @@ import (
 
 func newTestRecorder() *recorder {
 	return &recorder{nodes: cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{}),
-		waiters: map[*waiter]struct{}{}, last: map[string]outPoint{}, gap: map[string]bool{}}
+		waiters: map[*waiter]struct{}{}, last: map[string]outPoint{}, gap: map[string]bool{}, changed: make(chan struct{})}
 }
 
 func node(name string, rv int, state string) *corev1.Node {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -273,101 +272,6 @@ func waitRebootedOnce(ctx context.Context, h *harness.Harness, rec *recorder) er
 	})
 }
 
-// 4. Rollout makespan, and 5b. API requests per rebooted node.
-func benchRollout(ctx context.Context, cfg config, res *Results) (err error) {
-	n, k := cfg.rolloutNodes, cfg.rolloutConcurrent
-	h, rec, stop, err := setup(ctx, cfg, harness.Config{
-		Cluster: framework.Options{Nodes: n}, Detectors: true, RebootDelay: cfg.rolloutReboot,
-		ControllerReplicas: 1, ControllerArgs: controllerArgs(k),
-		Workload: &harness.Workload{Replicas: int32(n), MaxUnavailable: int32(k)},
-	})
-	if err != nil {
-		return err
-	}
-	defer stop(&err)
-	if err := waitAll(ctx, h, rec, hasCondition(corev1.ConditionFalse)); err != nil {
-		return err
-	}
-	ctrlPid := h.Controllers[0].Pid()
-	before, err := sampleProc(ctrlPid)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	for _, host := range h.Nodes {
-		if err := host.CreateSentinel(); err != nil {
-			return err
-		}
-	}
-	if err := waitRebootedOnce(ctx, h, rec); err != nil {
-		return err
-	}
-	end := time.Now()
-	after, err := sampleProc(ctrlPid)
-	if err != nil {
-		return err
-	}
-
-	taken, authorized, done := map[string]time.Time{}, map[string]time.Time{}, map[string]time.Time{}
-	var first, last time.Time
-	for _, tr := range rec.since(start) {
-		switch tr.kind {
-		case "taken":
-			if _, ok := taken[tr.node]; !ok {
-				taken[tr.node] = tr.at
-				if first.IsZero() {
-					first = tr.at
-				}
-			}
-		case "authorized":
-			authorized[tr.node] = tr.at
-		case "done":
-			done[tr.node] = tr.at
-			last = tr.at
-		}
-	}
-	var drains, reboots []time.Duration
-	var sumPerNode time.Duration
-	for node, t := range taken {
-		if a, ok := authorized[node]; ok {
-			drains = append(drains, a.Sub(t))
-			if d, ok := done[node]; ok {
-				reboots = append(reboots, d.Sub(a))
-				sumPerNode += d.Sub(t)
-			}
-		}
-	}
-	if len(reboots) == 0 {
-		return fmt.Errorf("no complete node pipelines recorded")
-	}
-	meanPerNode := sumPerNode / time.Duration(len(reboots))
-	waves := math.Ceil(float64(n) / float64(k))
-	ideal := time.Duration(waves * float64(meanPerNode))
-	makespan := last.Sub(first)
-	note := fmt.Sprintf("%d nodes, --max-concurrent %d, reboot %s, 1 pod per node", n, k, cfg.rolloutReboot)
-	res.latency("rollout", "per node: cordon → drained (authorized)", summarize(drains), "", note)
-	res.latency("rollout", "per node: authorized → back and uncordoned", summarize(reboots), "", note)
-	res.value("rollout", "makespan (first cordon → last uncordon)", makespan.Seconds(), "s", "", note)
-	res.value("rollout", "ideal = ceil(N/k) × mean per-node time", ideal.Seconds(), "s", "", "")
-	res.value("rollout", "makespan / ideal", makespan.Seconds()/ideal.Seconds(), "ratio", "≤ 1.05", "")
-	res.value("rollout", "max nodes out at once", float64(rec.maxNodesOut()), "nodes", fmt.Sprintf("≤ %d", k), "")
-	fp := footprint(before, after)
-	res.value("footprint", fmt.Sprintf("controller RSS, rollout of %d nodes", n), fp.RSSMiB, "MiB", "", "")
-	res.value("footprint", fmt.Sprintf("controller CPU, rollout of %d nodes", n), fp.CPUPercent, "% of a core", "", "")
-
-	entries, err := readAudit(h.Cluster.AuditLog(), start.Add(-time.Second), end.Add(time.Second))
-	if err != nil {
-		return err
-	}
-	byClient := countBy(entries, auditEntry.client)
-	res.value("api", "requests per rebooted node, controller", float64(byClient["controller"])/float64(n), "requests", "", "watches excluded")
-	res.value("api", "requests per rebooted node, detector", float64(byClient["detector"])/float64(n), "requests", "", "watches excluded")
-	res.Details["rollout_requests_by_client_verb_resource"] = countBy(entries, func(e auditEntry) string {
-		return e.client() + " " + e.Verb + " " + e.resource()
-	})
-	return nil
-}
-
 // 5a. Steady state: no reboots; requests per node per hour by client.
 func benchSteady(ctx context.Context, cfg config, res *Results) (err error) {
 	h, rec, stop, err := setup(ctx, cfg, harness.Config{
@@ -484,50 +388,5 @@ func measureWaiting(ctx context.Context, cfg config, res *Results, h *harness.Ha
 	res.Details["waiting_requests"] = countBy(aboutWaiting, func(e auditEntry) string {
 		return e.client() + " " + e.Verb + " " + e.resource()
 	})
-	return nil
-}
-
-// 7. Scale: many nodes, a rollout with many nodes out at once.
-func benchScale(ctx context.Context, cfg config, res *Results) (err error) {
-	created := time.Now()
-	h, rec, stop, err := setup(ctx, cfg, harness.Config{
-		Cluster: framework.Options{Nodes: cfg.scaleNodes}, Detectors: true, RebootDelay: cfg.scaleReboot,
-		ControllerReplicas: 1,
-		// On this machine kwok cannot renew thousands of node leases while
-		// the rollout runs, so nodes flap to Unknown and the controller's
-		// NotReady gate (rightly) halts the rollout: the scale run measures
-		// throughput with the gate relaxed.
-		ControllerArgs: controllerArgs(cfg.scaleConcurrent, "--allow-unhealthy-cluster"),
-	})
-	if err != nil {
-		return err
-	}
-	defer stop(&err)
-	if err := waitAll(ctx, h, rec, hasCondition(corev1.ConditionFalse)); err != nil {
-		return err
-	}
-	res.value("scale", fmt.Sprintf("%d nodes with detectors up", cfg.scaleNodes), time.Since(created).Seconds(), "s", "", "control plane, nodes, detectors, controller")
-	ctrlPid := h.Controllers[0].Pid()
-	idle, err := sampleProc(ctrlPid)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	for _, n := range h.Nodes {
-		if err := n.CreateSentinel(); err != nil {
-			return err
-		}
-	}
-	if err := waitRebootedOnce(ctx, h, rec); err != nil {
-		return err
-	}
-	busy, err := sampleProc(ctrlPid)
-	if err != nil {
-		return err
-	}
-	res.value("scale", fmt.Sprintf("rollout of %d nodes, --max-concurrent %d, reboot %s", cfg.scaleNodes, cfg.scaleConcurrent, cfg.scaleReboot), time.Since(start).Seconds(), "s", "", "")
-	res.value("scale", "max nodes out at once", float64(rec.maxNodesOut()), "nodes", fmt.Sprintf("≤ %d", cfg.scaleConcurrent), "")
-	res.value("footprint", fmt.Sprintf("controller RSS, idle, %d nodes", cfg.scaleNodes), idle.rssMiB, "MiB", "< 100 MiB at 5,000 nodes", "")
-	res.value("footprint", fmt.Sprintf("controller RSS after the rollout, %d nodes", cfg.scaleNodes), busy.rssMiB, "MiB", "", "")
 	return nil
 }

@@ -33,7 +33,7 @@ const (
 )
 
 // DefaultMinRetrySpacing is Options.MinRetrySpacing's default.
-const DefaultMinRetrySpacing = 250 * time.Millisecond
+const DefaultMinRetrySpacing = 100 * time.Millisecond
 
 // EvictionRequestTimeout bounds one eviction request, which runs to its end
 // even when the drain's context ends (see Drainer.Pass).

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/nodereboot/nodereboot/bench/replacement"
 	"github.com/nodereboot/nodereboot/e2e/aks"
 	"github.com/nodereboot/nodereboot/e2e/framework"
 	"github.com/nodereboot/nodereboot/e2e/harness"
@@ -143,6 +144,10 @@ func demo(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 
+	pods, err := replacement.Start(watchCtx, h.Cluster.Client, "demo")
+	if err != nil {
+		return err
+	}
 	rolloutStart := time.Now()
 	fmt.Fprintf(out, "Creating the sentinel /var/run/reboot-required on %d nodes, as unattended-upgrades would.\n\n", o.reboot)
 	for _, n := range h.Nodes[:o.reboot] {
@@ -158,6 +163,41 @@ func demo(ctx context.Context, o options, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\nAll %d nodes rebooted one authorization each, drained within the budget and uncordoned: %s from the first sentinel to the last uncordon.\n",
 		o.reboot, total.Round(100*time.Millisecond))
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	repl, err := pods.Wait(rctx)
+	if err != nil {
+		return fmt.Errorf("replacement times: %w", err)
+	}
+	return summary(out, o, w, repl)
+}
+
+// summary compares the rollout with its physical limit: per wave of
+// --max-concurrent nodes, the reboot itself plus the time Kubernetes took to
+// bring an evicted pod's replacement Ready elsewhere (measured in this run),
+// as `make bench` does (docs/benchmarks.md).
+func summary(out io.Writer, o options, w *watcher, repl []replacement.Replacement) error {
+	var first, last time.Time
+	for _, host := range w.h.Nodes[:o.reboot] {
+		seen := w.timeline(host.Name())
+		c, ok1 := seen[stepCordoned]
+		u, ok2 := seen[stepUncordoned]
+		if !ok1 || !ok2 {
+			return fmt.Errorf("%s: cordon or uncordon not seen", host.Name())
+		}
+		if first.IsZero() || c.Before(first) {
+			first = c
+		}
+		if u.After(last) {
+			last = u
+		}
+	}
+	makespan := last.Sub(first)
+	limit := replacement.Limit(o.reboot, o.maxConcurrent, o.rebootTime, repl)
+	waves := (o.reboot + o.maxConcurrent - 1) / o.maxConcurrent
+	fmt.Fprintf(out, "First cordon to last uncordon: %.1f s. The physical limit: %d waves × (%s reboot + %.2f s for an evicted pod's replacement to be Ready elsewhere, mean of %d) = %.1f s.\n",
+		makespan.Seconds(), waves, o.rebootTime, replacement.Mean(repl).Seconds(), len(repl), limit.Seconds())
+	fmt.Fprintf(out, "makespan / limit = %.2f\n", makespan.Seconds()/limit.Seconds())
 	return nil
 }
 
