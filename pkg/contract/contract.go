@@ -2,6 +2,7 @@ package contract
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -61,6 +62,17 @@ const (
 	// the controller removes both. Writer: controller.
 	AnnotationScaleDownDisabledByUs = Prefix + "scale-down-disabled-by-us"
 
+	// AnnotationTerm is the leader term (of the slot record) in which the
+	// controller last fenced the node: a new leader writes it on every node
+	// holding a slot before it decides anything, so that a write of a
+	// deposed leader still in flight (guarded by the node's older
+	// resourceVersion) is refused by the API server. On the slot record it
+	// is the current term. Writer: controller.
+	AnnotationTerm = Prefix + "term"
+	// AnnotationHolder, on the slot record, is the identity of the leader
+	// that wrote it last. Writer: controller.
+	AnnotationHolder = Prefix + "holder"
+
 	// AnnotationPaused="true" on the ConfigMap ConfigMapName (in the
 	// controller's namespace) pauses the controller: no new node is taken;
 	// nodes in the pipeline finish. Writer: a person (kubectl nodereboot
@@ -74,6 +86,26 @@ const (
 // ConfigMapName is the ConfigMap, in the controller's namespace, that
 // carries AnnotationPaused.
 const ConfigMapName = "nodereboot-config"
+
+// SlotsConfigMapName is the slot record: the ConfigMap, in the controller's
+// namespace, whose data names the nodes holding a slot (key: node name;
+// value: the term and time of the take, "<term>/<RFC 3339 time>"). The
+// controller adds a node before it takes it and removes it after the node
+// has left the pipeline, always with a resourceVersion precondition: it is
+// the controller's own record of which nodes it put out, so a state
+// annotation on a node the record does not name was not written by the
+// controller. Writer: controller.
+const SlotsConfigMapName = "nodereboot-slots"
+
+// ControllerOwned lists the node annotations only the controller writes
+// (docs/node-contract.md). Anybody who may patch a Node may remove
+// AnnotationState (the abort); nobody else may add or change any of them.
+var ControllerOwned = []string{
+	AnnotationState, AnnotationStateSince, AnnotationStateReason,
+	AnnotationCordonedByUs, AnnotationRebootAuthorized, AnnotationNotBefore,
+	AnnotationLastReboot, AnnotationLabelsBefore, AnnotationScaleDownDisabledByUs,
+	AnnotationTerm,
+}
 
 // AnnotationScaleDownDisabled is the Cluster Autoscaler's annotation that
 // keeps it from removing a node; the controller sets it to "true" while it
@@ -125,6 +157,23 @@ func ParseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("invalid time %q: want RFC 3339, for example 2026-11-25T18:00:00Z", s)
 	}
 	return t, nil
+}
+
+// AuthorizedReasonPrefix starts the state-reason of an Authorized node; the
+// authorized boot ID follows. It is the controller's second record of the
+// authorization: the controller restores a changed reboot-authorized from
+// it, and the detector reboots only when both name its current boot.
+const AuthorizedReasonPrefix = "authorized boot ID "
+
+// AuthorizedReason is the state-reason the controller writes when it
+// authorizes the reboot of boot.
+func AuthorizedReason(boot string) string { return AuthorizedReasonPrefix + boot }
+
+// AuthorizedBoot returns the boot ID recorded in an Authorized node's
+// state-reason, if it holds one.
+func AuthorizedBoot(stateReason string) (string, bool) {
+	rec, ok := strings.CutPrefix(stateReason, AuthorizedReasonPrefix)
+	return rec, ok && rec != ""
 }
 
 // Event reasons, as `kubectl get events --field-selector reason=...` finds them.

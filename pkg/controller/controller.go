@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
+	"github.com/nodereboot/nodereboot/pkg/controller/slots"
 	"github.com/nodereboot/nodereboot/pkg/drain"
 	"github.com/nodereboot/nodereboot/pkg/gates"
 	"github.com/nodereboot/nodereboot/pkg/notify"
@@ -65,6 +67,12 @@ type Config struct {
 	// Notifier, when set, is told about drains, reboots, uncordons and
 	// failures.
 	Notifier notify.Notifier
+	// Namespace holds the slot record (contract.SlotsConfigMapName);
+	// default options.DefaultNamespace.
+	Namespace string
+	// Identity names this controller on the slot record (the leader
+	// election identity); default the component name.
+	Identity string
 }
 
 // Controller reboots nodes one slot at a time. Create it with New and start
@@ -82,6 +90,11 @@ type Controller struct {
 	drainer  *drain.Drainer
 	pods     *drain.PodWatches
 	ready    atomic.Bool
+	// slots is the slot record: the nodes this controller put out, and
+	// the leader term that fences a deposed leader's writes.
+	slots *slots.Record
+	// stop ends Run when the slot record shows a newer leader.
+	stop context.CancelCauseFunc
 
 	mu sync.Mutex
 	// expectations are the nodes this controller took whose take the cache
@@ -158,6 +171,13 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 	if cfg.RecheckInterval <= 0 {
 		c.cfg.RecheckInterval = time.Minute
 	}
+	if c.cfg.Namespace == "" {
+		c.cfg.Namespace = "nodereboot-system"
+	}
+	if c.cfg.Identity == "" {
+		c.cfg.Identity = contract.ControllerComponent
+	}
+	c.slots = slots.New(client, c.cfg.Namespace, c.cfg.Identity)
 	if cfg.PauseNamespace != "" {
 		c.pause = gates.NewPauseWatch(client, cfg.PauseNamespace, func() { c.queue.Add(admissionKey) })
 		c.synced = append(c.synced, c.pause.HasSynced)
@@ -227,6 +247,8 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	defer utilruntime.HandleCrashWithContext(ctx)
 	logger := klog.FromContext(ctx)
 	defer c.queue.ShutDown()
+	ctx, c.stop = context.WithCancelCause(ctx)
+	defer c.stop(nil)
 
 	c.factory.Start(ctx.Done())
 	defer c.factory.Shutdown()
@@ -237,6 +259,9 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	logger.Info("Waiting for informer caches to sync")
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.synced...) {
 		return fmt.Errorf("caches not synced: %w", context.Cause(ctx))
+	}
+	if err := c.startTerm(ctx); err != nil {
+		return err
 	}
 	c.ready.Store(true)
 	defer c.ready.Store(false)
@@ -253,6 +278,9 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	wg.Wait()
 	c.pods.StopAll()
 	logger.Info("Workers stopped")
+	if err := context.Cause(ctx); errors.Is(err, slots.ErrDeposed) {
+		return err
+	}
 	return nil
 }
 
@@ -383,6 +411,10 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 	n, err := c.nodes.Get(key)
 	if apierrors.IsNotFound(err) {
 		c.forget(key)
+		if _, held := c.slots.Get(key); held {
+			// A deleted node is out of the pipeline for good.
+			return c.releaseSlot(ctx, key)
+		}
 		return nil
 	}
 	if err != nil {
@@ -395,6 +427,14 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 		return nil
 	}
 	in := c.input(n)
+	if in.Slot != nil && !decide.KeepsSlot(in) && !c.expected(n) {
+		// Out of the pipeline (the cache shows it, and no take of ours
+		// can still land): give the slot back.
+		if err := c.releaseSlot(ctx, n.Name); err != nil {
+			return err
+		}
+		in.Slot = nil
+	}
 	a := decide.Node(in)
 	if a.Kind == decide.Drain {
 		if c.cfg.DryRun {
@@ -471,7 +511,7 @@ func (c *Controller) input(n *v1.Node) decide.Input {
 			fresh[t] = true
 		}
 	}
-	return decide.Input{Node: n, Config: &c.cfg.Decide, Now: now, RequestSeen: c.requestSeen[n.Name], Fresh: fresh}
+	return decide.Input{Node: n, Config: &c.cfg.Decide, Now: now, RequestSeen: c.requestSeen[n.Name], Fresh: fresh, Slot: c.slotOf(n)}
 }
 
 // execute carries out an action on a node.
@@ -511,6 +551,11 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 		return fmt.Errorf("%s node %s: %w", a.Kind, n.Name, err)
 	}
 	logger.Info("Node updated", "action", a.Kind, "message", a.Message)
+	if in := c.input(written); in.Slot != nil && !decide.KeepsSlot(in) {
+		if err := c.releaseSlot(ctx, n.Name); err != nil {
+			return err
+		}
+	}
 	c.mu.Lock()
 	delete(c.warned, n.Name)
 	if rv, err := strconv.ParseUint(written.ResourceVersion, 10, 64); err == nil {
@@ -698,18 +743,36 @@ func (c *Controller) admit(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 
-	for _, n := range nodes {
-		if expected[n.Name] {
+	held := map[string]bool{}
+	for _, name := range c.slots.Nodes() {
+		held[name] = true
+		if _, ok := byName[name]; !ok {
+			// A node of the record that is gone: counted until
+			// its sync (on the delete) gives the slot back.
 			cl.Out++
-			counts[string(contract.StateDraining)]++
-			continue
 		}
-		if s, out := decide.StateOf(n); out {
+	}
+	for _, n := range nodes {
+		// Out: what the slot record names (the controller's own
+		// count, which no node writer can change), and every node
+		// marked as out, whoever marked it.
+		if held[n.Name] || expected[n.Name] || decide.Marked(n) {
 			cl.Out++
-			if _, err := contract.ParseState(s); err != nil || s == "" {
+			if decide.IsControlPlane(n) {
+				cl.OutControlPlane++
+			}
+			s, stated := decide.StateOf(n)
+			switch {
+			case !stated:
+				counts[string(contract.StateDraining)]++
+			case !held[n.Name]:
 				counts[NodesInvalid]++
-			} else {
-				counts[s]++
+			default:
+				if _, err := contract.ParseState(s); err != nil || s == "" {
+					counts[NodesInvalid]++
+				} else {
+					counts[s]++
+				}
 			}
 			continue
 		}
@@ -717,7 +780,7 @@ func (c *Controller) admit(ctx context.Context) error {
 			cl.NotReady = append(cl.NotReady, n.Name)
 		}
 		if a := decide.Node(c.input(n)); a.Kind == decide.Queue {
-			cands = append(cands, decide.Candidate{Name: n.Name, RequestTime: a.RequestTime})
+			cands = append(cands, decide.Candidate{Name: n.Name, RequestTime: a.RequestTime, ControlPlane: decide.IsControlPlane(n)})
 		}
 	}
 	counts[NodesQueued] = float64(len(cands))
@@ -991,20 +1054,34 @@ func (c *Controller) take(ctx context.Context, n *v1.Node) error {
 		c.dryRunEvent(ctx, n.Name, decide.Action{Kind: "Take", Message: "cordon and drain"})
 		return nil
 	}
+	// From here on the take may land: the node counts as out and keeps
+	// its slot until the cache shows a newer version of it.
+	c.expect(n)
+	// The slot first: a take the record does not show never happens, so
+	// every node this controller puts out is counted, by it and by the
+	// next leader, before the node is written.
+	if err := c.holdSlot(ctx, n.Name); err != nil {
+		c.unexpect(n.Name)
+		return err
+	}
 	_, err := c.patch(ctx, n, p)
 	switch {
-	case apierrors.IsConflict(err):
-		// Decided on an old version: look again.
+	case apierrors.IsConflict(err), apierrors.IsNotFound(err):
+		// Refused: the node was not taken. Give the slot back; on a
+		// conflict, look again.
+		c.unexpect(n.Name)
+		if rerr := c.releaseSlot(ctx, n.Name); rerr != nil {
+			return rerr
+		}
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
 		return err
-	case apierrors.IsNotFound(err):
-		return nil
 	case err != nil:
-		// The patch may have been applied: count the node out until the
-		// cache shows a newer version of it.
-		c.expect(n)
+		// The patch may have been applied: the node stays counted and
+		// keeps its slot until the cache shows a newer version of it.
 		return fmt.Errorf("take node %s: %w", n.Name, err)
 	}
-	c.expect(n)
 	logger.Info("Took node for reboot")
 	ref := drain.NodeRef(n.Name)
 	if _, ours := p.Annotations[contract.AnnotationCordonedByUs]; ours {
@@ -1027,6 +1104,111 @@ func (c *Controller) expect(n *v1.Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expectations[n.Name] = n.ResourceVersion
+}
+
+// unexpect drops the expectation of a take that was refused.
+func (c *Controller) unexpect(node string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.expectations, node)
+}
+
+// startTerm makes this controller the holder of the slot record for a new
+// term, then fences every node holding a slot: it writes the term onto it,
+// so that any write a deposed leader still has in flight to that node
+// (guarded by an older resourceVersion) is refused by the API server. A
+// deposed leader's write of the record is refused by the record's own
+// resourceVersion. Nothing is decided before the fence is up.
+func (c *Controller) startTerm(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	if c.cfg.DryRun {
+		return nil
+	}
+	adopt := func() []string {
+		// First start with a record: the nodes already out keep
+		// their slots (an upgrade from a version without it).
+		nodes, _ := c.nodes.List(labels.Everything())
+		var out []string
+		for _, n := range nodes {
+			if s, ok := decide.StateOf(n); ok {
+				if st, err := contract.ParseState(s); err == nil && st.Active() {
+					out = append(out, n.Name)
+				}
+			}
+		}
+		return out
+	}
+	term, err := c.slots.Acquire(ctx, c.clock.Now(), adopt)
+	if err != nil {
+		return err
+	}
+	value := strconv.FormatInt(term, 10)
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{contract.AnnotationTerm: value}}})
+	for _, name := range c.slots.Nodes() {
+		_, err := c.client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: contract.ControllerComponent})
+		switch {
+		case apierrors.IsNotFound(err):
+			if err := c.slots.Release(ctx, name); err != nil {
+				return err
+			}
+		case err != nil:
+			return fmt.Errorf("fence node %s for term %d: %w", name, term, err)
+		}
+	}
+	logger.Info("Slot record acquired", "term", term, "slots", c.slots.Nodes())
+	return nil
+}
+
+// slotOf returns the node's slot in the record (nil: none). In dry-run
+// mode nothing is recorded: a node that is marked counts as holding one.
+func (c *Controller) slotOf(n *v1.Node) *decide.Slot {
+	if c.cfg.DryRun {
+		if decide.Marked(n) {
+			return &decide.Slot{Since: n.CreationTimestamp.Time}
+		}
+		return nil
+	}
+	if s, ok := c.slots.Get(n.Name); ok {
+		return &decide.Slot{Since: s.Since}
+	}
+	return nil
+}
+
+// holdSlot records the node in the slot record before it is taken.
+func (c *Controller) holdSlot(ctx context.Context, node string) error {
+	return c.slotWritten(c.slots.Hold(ctx, node, c.clock.Now()))
+}
+
+// releaseSlot removes the node from the slot record; it must carry nothing
+// that puts it out (decide.KeepsSlot).
+func (c *Controller) releaseSlot(ctx context.Context, node string) error {
+	if c.cfg.DryRun {
+		return nil
+	}
+	if err := c.slotWritten(c.slots.Release(ctx, node)); err != nil {
+		return err
+	}
+	klog.FromContext(ctx).V(2).Info("Slot released", "node", node)
+	c.queue.Add(admissionKey)
+	return nil
+}
+
+// slotWritten stops the controller when a write of the slot record showed
+// a newer leader: every further write would be refused anyway.
+func (c *Controller) slotWritten(err error) error {
+	if errors.Is(err, slots.ErrDeposed) && c.stop != nil {
+		c.stop(err)
+	}
+	return err
+}
+
+// expected reports whether a take of this controller may still land on the
+// node: the cache still shows the version it was taken from.
+func (c *Controller) expected(n *v1.Node) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rv, ok := c.expectations[n.Name]
+	return ok && rv == n.ResourceVersion
 }
 
 // newLimiter bounds the overall retry rate of the queue (10 per second,

@@ -89,6 +89,7 @@ func newFakeAPI(t *testing.T, objs ...runtime.Object) *fakeAPI {
 		defer f.mu.Unlock()
 		n := a.(k8stesting.UpdateAction).GetObject().(*v1.Node).DeepCopy()
 		n.ResourceVersion = strconv.FormatInt(f.rv.Add(1), 10)
+
 		return true, n, f.Tracker().Update(nodesGVR, n, "")
 	})
 	f.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {

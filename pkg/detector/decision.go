@@ -3,6 +3,7 @@ package detector
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -64,6 +65,15 @@ func rebootDecision(node *v1.Node, currentBootID string, previous sets.Set[strin
 	switch {
 	case !hasAuthz || authz == "":
 	case authz == currentBootID:
+		if why := notAuthorizedBy(node, currentBootID); why != "" {
+			// The value is right but the rest of the authorization is
+			// not: anyone allowed to patch the Node could have written
+			// it. Defence in depth: never a reboot on one annotation.
+			d.InvalidValue = authz + "|" + why
+			d.Invalid = fmt.Sprintf("%s names the current boot ID %s, but %s: no reboot",
+				contract.AnnotationRebootAuthorized, currentBootID, why)
+			break
+		}
 		d.Reboot = true
 		d.Resume = rebooting == currentBootID
 	case authz == rebooting, previous.Has(authz),
@@ -80,4 +90,24 @@ func rebootDecision(node *v1.Node, currentBootID string, previous sets.Set[strin
 		}
 	}
 	return d
+}
+
+// notAuthorizedBy says what is missing from a controller's authorization of
+// boot on the node ("" when nothing is): the controller writes
+// reboot-authorized, state Authorized and a state-reason naming the same
+// boot in one patch, on a node it has cordoned. A reboot-authorized alone —
+// what a forged annotation looks like — is not an authorization.
+func notAuthorizedBy(node *v1.Node, boot string) string {
+	ann := node.Annotations
+	var missing []string
+	if s := ann[contract.AnnotationState]; s != string(contract.StateAuthorized) {
+		missing = append(missing, fmt.Sprintf("%s is %q, not %s", contract.AnnotationState, s, contract.StateAuthorized))
+	}
+	if rec, ok := contract.AuthorizedBoot(ann[contract.AnnotationStateReason]); !ok || rec != boot {
+		missing = append(missing, fmt.Sprintf("%s does not record the authorization of that boot", contract.AnnotationStateReason))
+	}
+	if !node.Spec.Unschedulable {
+		missing = append(missing, "the node is not cordoned")
+	}
+	return strings.Join(missing, ", ")
 }

@@ -34,6 +34,7 @@ func FuzzRebootDecision(f *testing.F) {
 		ann := map[string]string{}
 		if hasAuthz {
 			ann[contract.AnnotationRebootAuthorized] = authz
+			ann[contract.AnnotationStateReason] = contract.AuthorizedReason(authz)
 		}
 		if rebooting != "" {
 			ann[contract.AnnotationRebooting] = rebooting
@@ -45,18 +46,19 @@ func FuzzRebootDecision(f *testing.F) {
 		if previous != "" {
 			prev.Insert(previous)
 		}
-		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", Annotations: ann}}
+		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", Annotations: ann}, Spec: v1.NodeSpec{Unschedulable: true}}
 		d := rebootDecision(n, current, prev)
-		if d.Reboot && (!hasAuthz || authz != current) {
+		authorized := hasAuthz && authz == current && state == string(contract.StateAuthorized)
+		if d.Reboot && !authorized {
 			t.Fatalf("reboot with %s=%q (hasAuthz %v), current boot %q: %+v", contract.AnnotationRebootAuthorized, authz, hasAuthz, current, d)
 		}
-		if hasAuthz && authz == current && !d.Reboot {
+		if authorized && !d.Reboot {
 			t.Fatalf("no reboot although the current boot is authorized: %+v", d)
 		}
 		if d.Resume && (!d.Reboot || rebooting != current) {
 			t.Fatalf("resume without an annotated reboot of the current boot: %+v", d)
 		}
-		if d.InvalidValue != "" && (d.Reboot || d.InvalidValue != authz || d.Invalid == "") {
+		if d.InvalidValue != "" && (d.Reboot || !strings.HasPrefix(d.InvalidValue, authz) || d.Invalid == "") {
 			t.Fatalf("invalid value handling: %+v (authz %q)", d, authz)
 		}
 		if d.Rebooted && (rebooting == "" || rebooting == current || d.OldBootID != rebooting) {

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -17,7 +18,51 @@ const (
 )
 
 func nodeWith(ann map[string]string) *v1.Node {
-	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-0", Annotations: ann}}
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-0", Annotations: ann}, Spec: v1.NodeSpec{Unschedulable: true}}
+}
+
+// full is the controller's whole authorization of boot plus extra.
+func full(boot string, extra map[string]string) map[string]string {
+	ann := map[string]string{
+		contract.AnnotationRebootAuthorized: boot,
+		contract.AnnotationState:            string(contract.StateAuthorized),
+		contract.AnnotationStateReason:      contract.AuthorizedReason(boot),
+	}
+	for k, v := range extra {
+		ann[k] = v
+	}
+	return ann
+}
+
+// A reboot-authorized that names the current boot is not enough: anyone
+// who may patch the Node could have written it.
+func TestForgedAuthorizationIsNoReboot(t *testing.T) {
+	authz, state, reason := contract.AnnotationRebootAuthorized, contract.AnnotationState, contract.AnnotationStateReason
+	for _, tc := range []struct {
+		name      string
+		ann       map[string]string
+		cordoned  bool
+		wantWords string
+	}{
+		{"reboot-authorized alone", map[string]string{authz: bootA}, true, "not Authorized"},
+		{"not cordoned", full(bootA, nil), false, "not cordoned"},
+		{"state Draining", full(bootA, map[string]string{state: string(contract.StateDraining)}), true, "not Authorized"},
+		{"state-reason names another boot", full(bootA, map[string]string{reason: contract.AuthorizedReason(bootC)}), true, "does not record"},
+		{"state-reason missing", full(bootA, map[string]string{reason: ""}), true, "does not record"},
+		{"resume without the rest", map[string]string{authz: bootA, contract.AnnotationRebooting: bootA}, true, "not Authorized"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := nodeWith(tc.ann)
+			n.Spec.Unschedulable = tc.cordoned
+			d := rebootDecision(n, bootA, sets.New[string]())
+			if d.Reboot || d.Resume {
+				t.Fatalf("reboot on %v (cordoned %v): %+v", tc.ann, tc.cordoned, d)
+			}
+			if d.InvalidValue == "" || !strings.Contains(d.Invalid, tc.wantWords) {
+				t.Fatalf("no warning naming %q: %+v", tc.wantWords, d)
+			}
+		})
+	}
 }
 
 func TestRebootDecision(t *testing.T) {
@@ -29,9 +74,9 @@ func TestRebootDecision(t *testing.T) {
 		want     Decision
 	}{
 		{name: "no annotations", want: Decision{}},
-		{name: "authorization matches the current boot", ann: map[string]string{authz: bootA},
+		{name: "authorization matches the current boot", ann: full(bootA, nil),
 			want: Decision{Reboot: true}},
-		{name: "matches, rebooting already written (killed before the reboot)", ann: map[string]string{authz: bootA, rebooting: bootA},
+		{name: "matches, rebooting already written (killed before the reboot)", ann: full(bootA, map[string]string{rebooting: bootA}),
 			want: Decision{Reboot: true, Resume: true}},
 		{name: "empty authorization", ann: map[string]string{authz: ""}, want: Decision{}},
 		{name: "garbage", ann: map[string]string{authz: "yes"},
@@ -50,7 +95,7 @@ func TestRebootDecision(t *testing.T) {
 			want: Decision{}},
 		{name: "old authorization while the controller still waits: invalid", ann: map[string]string{authz: bootB, state: string(contract.StateAuthorized)},
 			want: Decision{InvalidValue: bootB, Invalid: `nodereboot.io/reboot-authorized="` + bootB + `" is not the current boot ID ` + bootA + ` of this node, nor a boot it rebooted from: no reboot`}},
-		{name: "rebooted and already authorized again for the new boot", ann: map[string]string{authz: bootA, rebooting: bootB},
+		{name: "rebooted and already authorized again for the new boot", ann: full(bootA, map[string]string{rebooting: bootB}),
 			want: Decision{Rebooted: true, OldBootID: bootB, Reboot: true}},
 		{name: "rebooted, authorization is garbage", ann: map[string]string{authz: "true", rebooting: bootB},
 			want: Decision{Rebooted: true, OldBootID: bootB, InvalidValue: "true", Invalid: `nodereboot.io/reboot-authorized="true" is not a boot ID (want the node's current boot ID ` + bootA + `): no reboot`}},

@@ -127,8 +127,30 @@ type harnessOpts struct {
 	setup func(*fake.Clientset)
 }
 
+// authorized is what the controller writes, in one patch of a node it has
+// cordoned, to authorize the reboot of boot.
+func authorized(boot string) map[string]string {
+	return map[string]string{
+		contract.AnnotationRebootAuthorized: boot,
+		contract.AnnotationState:            string(contract.StateAuthorized),
+		contract.AnnotationStateReason:      contract.AuthorizedReason(boot),
+	}
+}
+
+// authorization is authorized(boot) as an annotate argument.
+func authorization(boot string) map[string]*string {
+	out := map[string]*string{}
+	for k, v := range authorized(boot) {
+		out[k] = ptr(v)
+	}
+	return out
+}
+
+// newNode is the test node: cordoned, as every node the controller
+// authorizes is.
 func newNode(ann map[string]string, conds ...v1.NodeCondition) *v1.Node {
 	return &v1.Node{
+		Spec:       v1.NodeSpec{Unschedulable: true},
 		ObjectMeta: metav1.ObjectMeta{Name: nodeName, UID: "uid-1", Annotations: ann},
 		Status: v1.NodeStatus{
 			NodeInfo: v1.NodeSystemInfo{BootID: bootA},
@@ -504,7 +526,7 @@ func TestRebootWhenAuthorized(t *testing.T) {
 	h.waitCondition(v1.ConditionTrue)
 	h.expectEvent("Normal RebootRequired")
 
-	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootA)})
+	h.annotate(authorization(bootA))
 	select {
 	case <-h.rebooter.called:
 	case <-time.After(10 * time.Second):
@@ -528,7 +550,7 @@ func TestRebootWhenAuthorized(t *testing.T) {
 	waitMetric(t, h.d.metrics.rebootsIssued, 1)
 	// The detector wrote only its own annotation.
 	for k := range n.Annotations {
-		if k != contract.AnnotationRebooting && k != contract.AnnotationRebootAuthorized {
+		if _, controllers := authorized(bootA)[k]; k != contract.AnnotationRebooting && !controllers {
 			t.Errorf("unexpected annotation %s", k)
 		}
 	}
@@ -536,7 +558,7 @@ func TestRebootWhenAuthorized(t *testing.T) {
 
 func TestRebootFailureRetriedWithBackoff(t *testing.T) {
 	h := start(t, harnessOpts{detection: false, failures: 2})
-	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootA)})
+	h.annotate(authorization(bootA))
 	for range 3 {
 		select {
 		case <-h.rebooter.called:
@@ -568,7 +590,7 @@ func TestRebootFailureRetriedWithBackoff(t *testing.T) {
 func TestRebootRetryStopsWhenAuthorizationWithdrawn(t *testing.T) {
 	clk := clocktesting.NewFakeClock(t0)
 	h := start(t, harnessOpts{detection: false, failures: 100, clock: clk})
-	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootA)})
+	h.annotate(authorization(bootA))
 	<-h.rebooter.called
 	h.expectEvent("Normal Rebooting")
 	h.expectEvent("Warning RebootFailed")
@@ -591,13 +613,13 @@ func TestRebootRetryStopsWhenAuthorizationWithdrawn(t *testing.T) {
 
 func TestInvalidAuthorization(t *testing.T) {
 	h := start(t, harnessOpts{detection: false})
-	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr("yes")})
+	h.annotate(authorization("yes"))
 	h.expectEvent("Warning InvalidAnnotation nodereboot.io/reboot-authorized=\"yes\" is not a boot ID")
 	// The same value again and again: one warning.
 	for i := range 5 {
 		h.annotate(map[string]*string{"touch": ptr(fmt.Sprint(i))})
 	}
-	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootC)})
+	h.annotate(authorization(bootC))
 	h.expectEvent("Warning InvalidAnnotation nodereboot.io/reboot-authorized=\"" + bootC + "\" is not the current boot ID")
 	h.noEvent()
 	if got := value(h.d.metrics.errors.WithLabelValues(ErrorInvalidAnnotation)); got != 2 {
@@ -644,10 +666,9 @@ func TestAfterReboot(t *testing.T) {
 }
 
 func TestResumeInterruptedReboot(t *testing.T) {
-	node := newNode(map[string]string{
-		contract.AnnotationRebootAuthorized: bootA,
-		contract.AnnotationRebooting:        bootA,
-	})
+	ann := authorized(bootA)
+	ann[contract.AnnotationRebooting] = bootA
+	node := newNode(ann)
 	h := start(t, harnessOpts{detection: false, node: node})
 	select {
 	case <-h.rebooter.called:
@@ -723,7 +744,7 @@ func TestRebootCommitmentLosesToAConcurrentChange(t *testing.T) {
 		})
 	}})
 	n := h.node()
-	n.Annotations = map[string]string{contract.AnnotationRebootAuthorized: bootA}
+	n.Annotations = authorized(bootA)
 	n.ResourceVersion = "11"
 	if _, err := h.client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -777,7 +798,7 @@ func TestNoRebootBeforeTheAnnotationIsWritten(t *testing.T) {
 			return false, nil, nil
 		})
 	}})
-	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootA)})
+	h.annotate(authorization(bootA))
 	select {
 	case <-h.rebooter.called:
 	case <-time.After(10 * time.Second):
@@ -837,7 +858,7 @@ func TestOneRebootRequestWhileGoingDown(t *testing.T) {
 	h.waitCondition(v1.ConditionTrue)
 	h.expectEvent("Normal RebootRequired")
 
-	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootA)})
+	h.annotate(authorization(bootA))
 	select {
 	case <-b.started:
 	case <-time.After(10 * time.Second):
@@ -889,7 +910,7 @@ func TestOneRebootRequestWhileGoingDown(t *testing.T) {
 func TestFailedRebootRetriedOnlyAfterBackoff(t *testing.T) {
 	clk := clocktesting.NewFakeClock(t0)
 	h := start(t, harnessOpts{detection: false, failures: 1, clock: clk})
-	h.annotate(map[string]*string{contract.AnnotationRebootAuthorized: ptr(bootA)})
+	h.annotate(authorization(bootA))
 	<-h.rebooter.called
 	h.expectEvent("Normal Rebooting")
 	h.expectEvent("Warning RebootFailed")

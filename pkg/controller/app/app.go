@@ -99,6 +99,14 @@ func Run(ctx context.Context, o *options.Options) error {
 		defer func() { stopNotify(); <-done }()
 	}
 
+	host, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("hostname: %w", err)
+	}
+	// The identity names this replica on the Lease and on the slot record.
+	id := host + "_" + string(uuid.NewUUID())
+	cfg.Identity = id
+
 	var (
 		ctrl     atomic.Pointer[controller.Controller]
 		leading  atomic.Bool
@@ -168,11 +176,6 @@ func Run(ctx context.Context, o *options.Options) error {
 		return err
 	}
 
-	host, err := os.Hostname()
-	if err != nil {
-		return fmt.Errorf("hostname: %w", err)
-	}
-	id := host + "_" + string(uuid.NewUUID())
 	le := o.LeaderElection
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: le.ResourceNamespace, Name: le.ResourceName},

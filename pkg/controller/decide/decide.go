@@ -43,6 +43,10 @@ type Config struct {
 	Selector labels.Selector
 	// MaxConcurrent is the most nodes out (with a state) at any moment.
 	MaxConcurrent int
+	// MaxConcurrentControlPlane is the most control-plane nodes (see
+	// IsControlPlane) out at any moment, within MaxConcurrent: one by
+	// default, so that an etcd member is never down with another.
+	MaxConcurrentControlPlane int
 	// DrainTimeout bounds a drain, counted from state-since.
 	DrainTimeout time.Duration
 	// OnDrainFailure is the drain failure policy.
@@ -208,6 +212,10 @@ type Input struct {
 	// checked again before the authorization (blocking pods, alerts), and
 	// keeps a drained node from being authorized.
 	Gate *Block
+	// Slot is the node's entry in the slot record; nil: it holds none. A
+	// node with controller annotations but no slot was not put out by the
+	// controller: its annotations are removed, never acted on.
+	Slot *Slot
 	// Fresh names the reboot conditions the controller saw written (any
 	// field changed) after it saw the node's new boot: they count even
 	// when their timestamps cannot tell (see Stale). It is kept in memory
@@ -256,12 +264,10 @@ func StateOf(n *v1.Node) (string, bool) {
 	return s, ok
 }
 
-// Out reports whether the node counts against --max-concurrent: it has a
-// state annotation, whatever its value.
-func Out(n *v1.Node) bool {
-	_, ok := StateOf(n)
-	return ok
-}
+// Out reports whether the node counts against --max-concurrent by what it
+// carries (see Marked); the controller also counts the nodes of its slot
+// record.
+func Out(n *v1.Node) bool { return Marked(n) }
 
 // lastReboot returns the node's last-reboot time, if it has a valid one.
 func lastReboot(n *v1.Node) (time.Time, bool) {
@@ -353,7 +359,12 @@ func Node(in Input) Action {
 	if n == nil {
 		return Action{Kind: Nothing}
 	}
-	if a, bad := garbage(n, now); bad {
+	if in.Slot == nil {
+		if a, bad := foreign(n); bad {
+			return a
+		}
+	}
+	if a, bad := garbage(in); bad {
 		return a
 	}
 	raw, _ := StateOf(n)
@@ -385,7 +396,8 @@ func Node(in Input) Action {
 // that writes safe values when any is invalid. Invalid values never lead to
 // a reboot: at worst a node is drained again, then authorized by a finished
 // drain.
-func garbage(n *v1.Node, now time.Time) (Action, bool) {
+func garbage(in Input) (Action, bool) {
+	n, now := in.Node, in.Now
 	ann := n.Annotations
 	p := &Patch{Annotations: map[string]*string{}}
 	var problems []string
@@ -432,10 +444,8 @@ func garbage(n *v1.Node, now time.Time) (Action, bool) {
 			}
 		}
 	}
-	if _, ok, err := LabelsBefore(n); ok && err != nil {
-		bad("%s: %v: removed (the labels it recorded are not restored)", contract.AnnotationLabelsBefore, err)
-		p.Annotations[contract.AnnotationLabelsBefore] = nil
-	}
+	boundLabels(n, in.Config, bad, p)
+	boundTimes(n, in, state, bad, p)
 	if s, ok := ann[contract.AnnotationScaleDownDisabledByUs]; ok && s != "true" {
 		if _, err := contract.ParseTime(s); err != nil {
 			bad("%s: %v: the protection ends now", contract.AnnotationScaleDownDisabledByUs, err)
@@ -472,7 +482,14 @@ func garbage(n *v1.Node, now time.Time) (Action, bool) {
 			p.Annotations[contract.AnnotationRebootAuthorized] = ptr(rec)
 		}
 	case contract.StateRebooted:
+		rec, recorded := authorizedBoot(n)
 		switch {
+		case authz == "" && recorded && rec != boot:
+			// The reboot of that authorization is done: a missing
+			// authorization must not drain and reboot the node a
+			// second time for the same request.
+			bad("%s missing in state %s: restored from %s", contract.AnnotationRebootAuthorized, state, contract.AnnotationStateReason)
+			p.Annotations[contract.AnnotationRebootAuthorized] = ptr(rec)
 		case authz == "":
 			restartDrain(fmt.Sprintf("%s missing", contract.AnnotationRebootAuthorized))
 		case authz == boot:
@@ -526,7 +543,8 @@ func LabelsBefore(n *v1.Node) (saved map[string]*string, ok bool, err error) {
 func giveBack(n *v1.Node, cfg *Config, now time.Time, p *Patch) {
 	if saved, ok, err := LabelsBefore(n); ok {
 		if err == nil {
-			for k, v := range saved {
+			keep, _ := restorableLabels(saved, cfg)
+			for k, v := range keep {
 				p.setLabel(k, v)
 			}
 		}
@@ -561,6 +579,13 @@ func idle(in Input) Action {
 	}
 	if n.Annotations[contract.AnnotationScaleDownDisabledByUs] == "true" {
 		rest = append(rest, contract.AnnotationScaleDownDisabledByUs)
+	}
+	if len(rest) > 0 && RebootUnderWay(n) && in.Slot != nil {
+		if deadline := rebootDeadline(in.Slot, cfg); now.Before(deadline) {
+			return Action{Kind: Wait, Until: deadline,
+				Message: fmt.Sprintf("state removed while the reboot of boot ID %s is under way (%s): the node stays cordoned and keeps its slot until it is back with a new boot ID, or until %s (--drain-timeout + --reboot-timeout after the take)",
+					n.Status.NodeInfo.BootID, contract.AnnotationRebooting, contract.FormatTime(deadline))}
+		}
 	}
 	if len(rest) > 0 {
 		p := &Patch{Annotations: map[string]*string{}}
@@ -617,6 +642,10 @@ func queueOrWait(in Input) Action {
 				n.Annotations[contract.AnnotationLastReboot] + "): ignored until its writer reports again"}
 		}
 		return Action{Kind: Nothing}
+	}
+	if n.Status.NodeInfo.BootID == "" {
+		return Action{Kind: Wait, Reason: WaitNoBootID,
+			Message: "reboot requested, but the node reports no boot ID (status.nodeInfo.bootID): its reboot could be neither authorized nor seen, so it is not queued"}
 	}
 	if s, ok := n.Annotations[contract.AnnotationNotBefore]; ok {
 		if t, err := contract.ParseTime(s); err == nil && t.After(now) {
@@ -743,23 +772,18 @@ func authorize(n *v1.Node, now, since time.Time, msg string) Action {
 		contract.AnnotationRebootAuthorized: ptr(boot),
 		contract.AnnotationState:            ptr(string(contract.StateAuthorized)),
 		contract.AnnotationStateSince:       ptr(contract.FormatTime(now)),
-		contract.AnnotationStateReason:      ptr(AuthorizedReasonPrefix + boot),
+		contract.AnnotationStateReason:      ptr(contract.AuthorizedReason(boot)),
 	}}
 	return Action{Kind: Authorize, Reason: contract.ReasonRebootAuthorized, Patch: p, Elapsed: now.Sub(since),
 		Message: msg + ": reboot of boot ID " + boot + " authorized"}
 }
 
-// AuthorizedReasonPrefix starts the state-reason of an Authorized node; the
-// authorized boot ID follows. It is the controller's second record of that
-// boot: a reboot-authorized that somebody changed is restored from it (see
-// garbage), so that a wrong value never passes for a completed reboot.
-const AuthorizedReasonPrefix = "authorized boot ID "
-
 // authorizedBoot is the boot ID recorded in an Authorized node's
-// state-reason, if any.
+// state-reason (contract.AuthorizedReason), if any: a reboot-authorized that
+// somebody changed is restored from it (see garbage), so that a wrong value
+// never passes for a completed reboot.
 func authorizedBoot(n *v1.Node) (string, bool) {
-	rec, ok := strings.CutPrefix(n.Annotations[contract.AnnotationStateReason], AuthorizedReasonPrefix)
-	return rec, ok && rec != ""
+	return contract.AuthorizedBoot(n.Annotations[contract.AnnotationStateReason])
 }
 
 func fail(n *v1.Node, now time.Time, reason, msg string) Action {
@@ -896,6 +920,8 @@ func TakePatch(n *v1.Node, now time.Time, cfg *Config) *Patch {
 type Candidate struct {
 	Name        string
 	RequestTime time.Time
+	// ControlPlane: the node is a control-plane node (IsControlPlane).
+	ControlPlane bool
 	// Block, when not nil, is a gate closed for this node alone (blocking
 	// pods): it is not taken, and the nodes after it in the queue may be.
 	Block *Block
@@ -907,6 +933,8 @@ type Cluster struct {
 	// Out is the number of nodes out: with a state annotation, plus the
 	// nodes taken whose take the cache does not show yet.
 	Out int
+	// OutControlPlane is how many of them are control-plane nodes.
+	OutControlPlane int
 	// NotReady names the selected nodes that are not out and not Ready.
 	NotReady []string
 	// Blocks are the cluster-wide gates the controller found closed
@@ -1020,8 +1048,12 @@ func Admit(cands []Candidate, cl Cluster, cfg *Config, now time.Time) Admission 
 	for _, b := range ad.Blocks {
 		until(b.Until)
 	}
+	cpFree := cfg.MaxConcurrentControlPlane - cl.OutControlPlane
 	for _, c := range sorted {
 		switch {
+		case free > 0 && c.ControlPlane && cpFree <= 0:
+			// Waits for the control-plane slot; the next may go.
+			ad.Waiting = append(ad.Waiting, c.Name)
 		case free > 0 && c.Block != nil:
 			if ad.NodeBlocks == nil {
 				ad.NodeBlocks = map[string]Block{}
@@ -1032,6 +1064,9 @@ func Admit(cands []Candidate, cl Cluster, cfg *Config, now time.Time) Admission 
 		case free > 0:
 			ad.Take = append(ad.Take, c.Name)
 			free--
+			if c.ControlPlane {
+				cpFree--
+			}
 		default:
 			ad.Waiting = append(ad.Waiting, c.Name)
 		}

@@ -130,9 +130,14 @@ func FuzzDecide(f *testing.F) {
 		for i := 0; (i+1)*fuzzNodeBytes <= len(data) && i < 16; i++ {
 			n, drain := fuzzNode(i, data[i*fuzzNodeBytes:(i+1)*fuzzNodeBytes], now)
 			in := Input{Node: n, Config: cfg, Now: now, Drain: drain}
+			if (len(data)+i)%3 != 0 {
+				// Most nodes were taken by the controller; the
+				// others carry what somebody else wrote.
+				in = held(in)
+			}
 			a := Node(in)
 			checkAction(t, in, a)
-			if _, out := n.Annotations[contract.AnnotationState]; out {
+			if in.Slot != nil || Marked(n) {
 				cl.Out++
 			} else if Selected(n, cfg) && !IsReady(n) {
 				cl.NotReady = append(cl.NotReady, n.Name)
@@ -187,11 +192,35 @@ func checkAction(t *testing.T, in Input, a Action) {
 			case a.Kind == Reset && state == string(contract.StateAuthorized):
 				// Restores the boot ID Authorize recorded; the node is
 				// past a finished drain.
+			case a.Kind == Reset && state == string(contract.StateRebooted) && *v != boot:
+				// Restores the authorization of the boot that is over:
+				// it can never reboot the node again.
 			default:
 				t.Fatalf("%s (state %q): %v writes %s=%q", n.Name, state, a, contract.AnnotationRebootAuthorized, *v)
 			}
 			if *v == "" {
 				t.Fatalf("%s: an empty authorization: %v", n.Name, a)
+			}
+		}
+	}
+	if in.Slot == nil {
+		// Not put out by the controller: whatever the node carries, it
+		// is never advanced, and its cordon is never touched.
+		switch a.Kind {
+		case Nothing, Wait, Queue, Reset, Unprotect, Release:
+		default:
+			t.Fatalf("%s holds no slot but %v", n.Name, a)
+		}
+		if a.Patch != nil && a.Patch.Unschedulable != nil {
+			t.Fatalf("%s holds no slot but its cordon is changed: %v", n.Name, a)
+		}
+	}
+	if a.Patch != nil {
+		for k := range a.Patch.Labels {
+			_, pre := in.Config.PreRebootLabels[k]
+			_, post := in.Config.PostRebootLabels[k]
+			if !pre && !post {
+				t.Fatalf("%s: writes label %q it was not configured to write: %v", n.Name, k, a)
 			}
 		}
 	}

@@ -227,7 +227,7 @@ func TestNode(t *testing.T) {
 			node: node(state(contract.StateDraining, ago(3*time.Minute))), drain: &DrainStatus{},
 			want: want{kind: Authorize, reason: contract.ReasonRebootAuthorized, elapsed: 3 * time.Minute, patch: &Patch{Annotations: map[string]*string{
 				contract.AnnotationRebootAuthorized: set("boot-1"), contract.AnnotationState: set("Authorized"), contract.AnnotationStateSince: set(ts(now)),
-				contract.AnnotationStateReason: set(AuthorizedReasonPrefix + "boot-1")}}}},
+				contract.AnnotationStateReason: set(contract.AuthorizedReason("boot-1"))}}}},
 		{name: "drained but no boot ID: wait, never authorize empty",
 			node: node(state(contract.StateDraining, ago(3*time.Minute)), boot("")), drain: &DrainStatus{},
 			want: want{kind: Wait, reason: contract.ReasonRebootBlocked, msg: "no boot ID"}},
@@ -397,7 +397,7 @@ func TestNode(t *testing.T) {
 			if c == nil {
 				c = &cfg0
 			}
-			got := Node(Input{Node: tc.node, Config: c, Now: now, RequestSeen: tc.seen, Drain: tc.drain, Fresh: tc.fresh})
+			got := Node(held(Input{Node: tc.node, Config: c, Now: now, RequestSeen: tc.seen, Drain: tc.drain, Fresh: tc.fresh}))
 			w := tc.want
 			if got.Kind != w.kind {
 				t.Fatalf("kind = %s, want %s (action: %v)", got.Kind, w.kind, got)
@@ -464,7 +464,7 @@ func TestGarbageNeverAuthorizes(t *testing.T) {
 			for _, unsched := range []bool{false, true} {
 				n := node(append(opts, required(ago(time.Hour)))...)
 				n.Spec.Unschedulable = unsched
-				a := Node(Input{Node: n, Config: &cfg0, Now: now})
+				a := Node(held(Input{Node: n, Config: &cfg0, Now: now}))
 				count++
 				if a.Kind == Authorize {
 					t.Fatalf("authorized without a drain pass: %v on %v", a, n.Annotations)
@@ -618,4 +618,20 @@ func TestAdmitNeverExceedsMaxConcurrent(t *testing.T) {
 			}
 		}
 	}
+}
+
+// held gives the input's node a slot in the slot record when it carries
+// anything of the pipeline, as the controller does for the nodes it took:
+// the table tests are about the state machine, not about provenance
+// (trust_test.go is).
+func held(in Input) Input {
+	if in.Node == nil || in.Slot != nil {
+		return in
+	}
+	_, since := in.Node.Annotations[contract.AnnotationStateSince]
+	_, reason := in.Node.Annotations[contract.AnnotationStateReason]
+	if Marked(in.Node) || since || reason {
+		in.Slot = &Slot{Since: in.Now.Add(-1000 * time.Hour)}
+	}
+	return in
 }

@@ -51,7 +51,7 @@ func TestWrongBootIDInAuthorizationIsNoReboot(t *testing.T) {
 		},
 	}
 	n = apply(n, TakePatch(n, t0, cfg))
-	a := Node(Input{Node: n, Config: cfg, Now: t0.Add(time.Minute), Drain: &DrainStatus{}})
+	a := Node(held(Input{Node: n, Config: cfg, Now: t0.Add(time.Minute), Drain: &DrainStatus{}}))
 	if a.Kind != Authorize {
 		t.Fatalf("drained node: %v, want Authorize", a)
 	}
@@ -59,7 +59,7 @@ func TestWrongBootIDInAuthorizationIsNoReboot(t *testing.T) {
 
 	// A user writes a wrong (but well-formed) boot ID.
 	n.Annotations[contract.AnnotationRebootAuthorized] = "22222222-2222-2222-2222-222222222222"
-	a = Node(Input{Node: n, Config: cfg, Now: t0.Add(2 * time.Minute)})
+	a = Node(held(Input{Node: n, Config: cfg, Now: t0.Add(2 * time.Minute)}))
 	if a.Kind == MarkRebooted || a.Kind == Finish {
 		t.Fatalf("wrong boot ID in the authorization: %v: a reboot that never happened", a)
 	}
@@ -68,18 +68,18 @@ func TestWrongBootIDInAuthorizationIsNoReboot(t *testing.T) {
 		t.Fatalf("wrong boot ID in the authorization: %v, want a Reset restoring the authorized boot ID", a)
 	}
 	n = apply(n, a.Patch)
-	if a := Node(Input{Node: n, Config: cfg, Now: t0.Add(3 * time.Minute)}); a.Kind != Wait {
+	if a := Node(held(Input{Node: n, Config: cfg, Now: t0.Add(3 * time.Minute)})); a.Kind != Wait {
 		t.Fatalf("restored, not rebooted yet: %v, want Wait", a)
 	}
 	// The real reboot.
 	n.Status.NodeInfo.BootID = "33333333-3333-3333-3333-333333333333"
-	if a := Node(Input{Node: n, Config: cfg, Now: t0.Add(4 * time.Minute)}); a.Kind != MarkRebooted {
+	if a := Node(held(Input{Node: n, Config: cfg, Now: t0.Add(4 * time.Minute)})); a.Kind != MarkRebooted {
 		t.Fatalf("rebooted: %v, want MarkRebooted", a)
 	}
 	// An authorization without the second record (written by an older
 	// controller) is trusted as before.
 	delete(n.Annotations, contract.AnnotationStateReason)
-	if a := Node(Input{Node: n, Config: cfg, Now: t0.Add(4 * time.Minute)}); a.Kind != MarkRebooted {
+	if a := Node(held(Input{Node: n, Config: cfg, Now: t0.Add(4 * time.Minute)})); a.Kind != MarkRebooted {
 		t.Fatalf("rebooted, no second record: %v, want MarkRebooted", a)
 	}
 }
@@ -103,13 +103,13 @@ func TestConditionFromTheFutureWithoutMinAge(t *testing.T) {
 				{Type: contract.DefaultConditionType, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(ahead), LastHeartbeatTime: metav1.NewTime(ahead)}},
 		},
 	}
-	if a := Node(Input{Node: n, Config: cfg, Now: now}); a.Kind != Queue {
+	if a := Node(held(Input{Node: n, Config: cfg, Now: now})); a.Kind != Queue {
 		t.Fatalf("condition True (written by a clock 5m ahead), no minimum age: %v, want Queue", a)
 	}
 	// With a minimum age the condition's own time is all there is: it
 	// waits (the documented cost of a node clock ahead).
 	cfg.ConditionMinAge = time.Minute
-	if a := Node(Input{Node: n, Config: cfg, Now: now}); a.Kind != Wait || !a.Until.Equal(ahead.Add(time.Minute)) {
+	if a := Node(held(Input{Node: n, Config: cfg, Now: now})); a.Kind != Wait || !a.Until.Equal(ahead.Add(time.Minute)) {
 		t.Fatalf("with --condition-min-age: %v, want Wait until %v", a, ahead.Add(time.Minute))
 	}
 }
@@ -141,16 +141,16 @@ func TestReadyTransitionFromTheFutureDoesNotHoldTheSoak(t *testing.T) {
 				LastTransitionTime: metav1.NewTime(rebootedAt.Add(ahead - 2*time.Second))}},
 		},
 	}
-	if a := Node(Input{Node: n, Config: cfg, Now: now}); a.Kind != Finish {
+	if a := Node(held(Input{Node: n, Config: cfg, Now: now})); a.Kind != Finish {
 		t.Fatalf("no soak, Ready since a node-clock time in the controller's future: %v, want Finish (uncordon)", a)
 	}
 	cfg.PostRebootSoak = 2 * time.Second
-	if a := Node(Input{Node: n, Config: cfg, Now: now}); a.Kind != Wait || !a.Until.Equal(rebootedAt.Add(2*time.Second)) {
+	if a := Node(held(Input{Node: n, Config: cfg, Now: now})); a.Kind != Wait || !a.Until.Equal(rebootedAt.Add(2*time.Second)) {
 		t.Fatalf("2s soak: %v, want Wait until %v (the soak on the controller's clock)", a, rebootedAt.Add(2*time.Second))
 	}
 	// A flap the controller can place (clocks agree) still restarts it.
 	n.Status.Conditions[0].LastTransitionTime = metav1.NewTime(now.Add(-500 * time.Millisecond))
-	if a := Node(Input{Node: n, Config: cfg, Now: now}); a.Kind != Wait || !a.Until.Equal(now.Add(1500*time.Millisecond)) {
+	if a := Node(held(Input{Node: n, Config: cfg, Now: now})); a.Kind != Wait || !a.Until.Equal(now.Add(1500*time.Millisecond)) {
 		t.Fatalf("flap after the reboot: %v, want Wait until %v", a, now.Add(1500*time.Millisecond))
 	}
 }

@@ -123,7 +123,7 @@ func TestLeavingThePipeline(t *testing.T) {
 			kind: Release, ann: map[string]*string{sdUs: protectedUntil}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := Node(Input{Node: node(tc.node...), Config: tc.cfg, Now: now, Drain: tc.drain})
+			a := Node(held(Input{Node: node(tc.node...), Config: tc.cfg, Now: now, Drain: tc.drain}))
 			if a.Kind != tc.kind {
 				t.Fatalf("kind %s (%v), want %s", a.Kind, a, tc.kind)
 			}
@@ -169,7 +169,7 @@ func TestScaleDownProtectionEnds(t *testing.T) {
 			kind: Reset, patch: &Patch{Annotations: map[string]*string{sdUs: set(ts(now))}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := Node(Input{Node: tc.node, Config: &cfg0, Now: now})
+			a := Node(held(Input{Node: tc.node, Config: &cfg0, Now: now}))
 			if a.Kind != tc.kind || !a.Until.Equal(tc.until) {
 				t.Fatalf("%v, want %s until %v", a, tc.kind, tc.until)
 			}
@@ -181,7 +181,7 @@ func TestScaleDownProtectionEnds(t *testing.T) {
 }
 
 func TestLabelsBeforeGarbage(t *testing.T) {
-	a := Node(Input{Node: node(state(contract.StateDraining, ago(time.Minute)), ann(lb, "{not json")), Config: &cfg0, Now: now})
+	a := Node(held(Input{Node: node(state(contract.StateDraining, ago(time.Minute)), ann(lb, "{not json")), Config: &cfg0, Now: now}))
 	if a.Kind != Reset || a.Patch.Annotations[lb] != nil {
 		t.Fatalf("%v, want a Reset removing %s", a, lb)
 	}
@@ -229,7 +229,7 @@ func TestDrainDelayAndGates(t *testing.T) {
 			if c == nil {
 				c = &cfg0
 			}
-			a := Node(Input{Node: tc.node, Config: c, Now: now, Drain: tc.drain, Gate: tc.gate})
+			a := Node(held(Input{Node: tc.node, Config: c, Now: now, Drain: tc.drain, Gate: tc.gate}))
 			reasonOK := a.Reason == tc.reason || (tc.reason == "" && tc.kind != Wait)
 			if a.Kind != tc.kind || !reasonOK || !a.Until.Equal(tc.until) || !strings.Contains(a.Message, tc.msg) {
 				t.Errorf("%v (reason %q), want %s (%q) until %v with %q", a, a.Reason, tc.kind, tc.reason, tc.until, tc.msg)

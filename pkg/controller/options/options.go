@@ -43,21 +43,23 @@ type Options struct {
 	KubeAPIBurst   int
 	LeaderElection componentbaseconfig.LeaderElectionConfiguration
 
-	RebootConditions      []string
-	ConditionMinAge       time.Duration
-	NodeSelector          string
-	MaxConcurrent         int
-	DrainTimeout          time.Duration
-	DrainGracePeriod      int64
-	DeleteEmptyDirData    bool
-	OnDrainFailure        string
-	DrainFailureBackoff   time.Duration
-	RebootTimeout         time.Duration
-	PostRebootSoak        time.Duration
-	MinRebootInterval     time.Duration
-	EvictionRetryDelay    time.Duration
-	AllowUnhealthyCluster bool
-	DryRun                bool
+	RebootConditions []string
+	ConditionMinAge  time.Duration
+	NodeSelector     string
+	MaxConcurrent    int
+	// MaxConcurrentControlPlane bounds the control-plane nodes out.
+	MaxConcurrentControlPlane int
+	DrainTimeout              time.Duration
+	DrainGracePeriod          int64
+	DeleteEmptyDirData        bool
+	OnDrainFailure            string
+	DrainFailureBackoff       time.Duration
+	RebootTimeout             time.Duration
+	PostRebootSoak            time.Duration
+	MinRebootInterval         time.Duration
+	EvictionRetryDelay        time.Duration
+	AllowUnhealthyCluster     bool
+	DryRun                    bool
 
 	// Gates.
 	RebootDays             []string
@@ -109,27 +111,28 @@ func New(getenv func(string) string) *Options {
 			ResourceName:      contract.ControllerComponent,
 			ResourceNamespace: ns,
 		},
-		RebootConditions:       []string{contract.DefaultConditionType},
-		MaxConcurrent:          1,
-		DrainTimeout:           10 * time.Minute,
-		DrainGracePeriod:       -1,
-		DeleteEmptyDirData:     true,
-		OnDrainFailure:         string(decide.DrainFailureUncordon),
-		DrainFailureBackoff:    30 * time.Minute,
-		RebootTimeout:          30 * time.Minute,
-		MinRebootInterval:      time.Hour,
-		StartTime:              "00:00",
-		EndTime:                "24:00",
-		TimeZone:               "UTC",
-		BlockedRecheck:         time.Minute,
-		ScaleDownProtection:    true,
-		ScaleDownProtectionFor: 10 * time.Minute,
-		NotifyTimeout:          10 * time.Second,
-		NotifyStepTemplates:    map[notify.Step]*string{},
-		EvictionRetryDelay:     5 * time.Second,
-		MetricsBindAddress:     ":8080",
-		HealthProbeBindAddress: ":8081",
-		Workers:                4,
+		RebootConditions:          []string{contract.DefaultConditionType},
+		MaxConcurrent:             1,
+		MaxConcurrentControlPlane: 1,
+		DrainTimeout:              10 * time.Minute,
+		DrainGracePeriod:          -1,
+		DeleteEmptyDirData:        true,
+		OnDrainFailure:            string(decide.DrainFailureUncordon),
+		DrainFailureBackoff:       30 * time.Minute,
+		RebootTimeout:             30 * time.Minute,
+		MinRebootInterval:         time.Hour,
+		StartTime:                 "00:00",
+		EndTime:                   "24:00",
+		TimeZone:                  "UTC",
+		BlockedRecheck:            time.Minute,
+		ScaleDownProtection:       true,
+		ScaleDownProtectionFor:    10 * time.Minute,
+		NotifyTimeout:             10 * time.Second,
+		NotifyStepTemplates:       map[notify.Step]*string{},
+		EvictionRetryDelay:        5 * time.Second,
+		MetricsBindAddress:        ":8080",
+		HealthProbeBindAddress:    ":8081",
+		Workers:                   4,
 	}
 	o.readEnv(getenv)
 	return o
@@ -152,6 +155,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Label selector of the nodes to reboot (empty: all). Nodes labelled "+contract.LabelDisabled+"=true are always skipped.")
 	fs.IntVar(&o.MaxConcurrent, "max-concurrent", o.MaxConcurrent,
 		"Most nodes in the pipeline (cordoned, draining, rebooting, soaking or failed) at any moment.")
+	fs.IntVar(&o.MaxConcurrentControlPlane, "max-concurrent-control-plane", o.MaxConcurrentControlPlane,
+		"Most control-plane nodes (labelled node-role.kubernetes.io/control-plane) in the pipeline at any moment, within --max-concurrent; 0: never reboot them. One by default, for etcd's quorum.")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout,
 		"How long a drain may take, from the cordon; then --on-drain-failure applies.")
 	fs.Int64Var(&o.DrainGracePeriod, "drain-grace-period", o.DrainGracePeriod,
@@ -275,6 +280,9 @@ func (o *Options) Validate() error {
 	}
 	if _, err := labels.Parse(o.NodeSelector); err != nil {
 		bad("node-selector", "%v", err)
+	}
+	if o.MaxConcurrentControlPlane < 0 {
+		bad("max-concurrent-control-plane", "must be 0 or more, got %d", o.MaxConcurrentControlPlane)
 	}
 	if o.MaxConcurrent < 1 {
 		bad("max-concurrent", "must be at least 1, got %d", o.MaxConcurrent)
@@ -476,23 +484,24 @@ func (o *Options) Config() (controller.Config, error) {
 	}
 	return controller.Config{
 		Decide: decide.Config{
-			Conditions:               conds,
-			ConditionMinAge:          o.ConditionMinAge,
-			Selector:                 sel,
-			MaxConcurrent:            o.MaxConcurrent,
-			DrainTimeout:             o.DrainTimeout,
-			OnDrainFailure:           decide.DrainFailurePolicy(o.OnDrainFailure),
-			DrainFailureBackoff:      o.DrainFailureBackoff,
-			RebootTimeout:            o.RebootTimeout,
-			PostRebootSoak:           o.PostRebootSoak,
-			MinRebootInterval:        o.MinRebootInterval,
-			AllowUnhealthyCluster:    o.AllowUnhealthyCluster,
-			Window:                   win,
-			DrainDelay:               o.DrainDelay,
-			PreRebootLabels:          pre,
-			PostRebootLabels:         post,
-			ScaleDownProtection:      o.ScaleDownProtection,
-			ScaleDownProtectionAfter: o.ScaleDownProtectionFor,
+			Conditions:                conds,
+			ConditionMinAge:           o.ConditionMinAge,
+			Selector:                  sel,
+			MaxConcurrent:             o.MaxConcurrent,
+			MaxConcurrentControlPlane: o.MaxConcurrentControlPlane,
+			DrainTimeout:              o.DrainTimeout,
+			OnDrainFailure:            decide.DrainFailurePolicy(o.OnDrainFailure),
+			DrainFailureBackoff:       o.DrainFailureBackoff,
+			RebootTimeout:             o.RebootTimeout,
+			PostRebootSoak:            o.PostRebootSoak,
+			MinRebootInterval:         o.MinRebootInterval,
+			AllowUnhealthyCluster:     o.AllowUnhealthyCluster,
+			Window:                    win,
+			DrainDelay:                o.DrainDelay,
+			PreRebootLabels:           pre,
+			PostRebootLabels:          post,
+			ScaleDownProtection:       o.ScaleDownProtection,
+			ScaleDownProtectionAfter:  o.ScaleDownProtectionFor,
 		},
 		Drain: drain.Options{
 			GracePeriodSeconds: o.DrainGracePeriod,
@@ -503,6 +512,7 @@ func (o *Options) Config() (controller.Config, error) {
 		BlockingPods:    blocker,
 		Alerts:          alerts,
 		PauseNamespace:  o.LeaderElection.ResourceNamespace,
+		Namespace:       o.LeaderElection.ResourceNamespace,
 		RecheckInterval: o.BlockedRecheck,
 	}, nil
 }
