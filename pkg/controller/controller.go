@@ -1125,18 +1125,36 @@ func (c *Controller) startTerm(ctx context.Context) error {
 		return nil
 	}
 	adopt := func() []string {
-		// First start with a record: the nodes already out keep
-		// their slots (an upgrade from a version without it).
+		// First start with a record (an upgrade from a version
+		// without it): the nodes already in the pipeline keep their
+		// slots — at most --max-concurrent of them, the longest in
+		// the pipeline first, so that even states forged before the
+		// upgrade never put more nodes out than allowed. The others
+		// are reset like any state the controller did not write.
 		nodes, _ := c.nodes.List(labels.Everything())
-		var out []string
+		type stated struct {
+			name  string
+			since string
+		}
+		var out []stated
 		for _, n := range nodes {
 			if s, ok := decide.StateOf(n); ok {
 				if st, err := contract.ParseState(s); err == nil && st.Active() {
-					out = append(out, n.Name)
+					out = append(out, stated{n.Name, n.Annotations[contract.AnnotationStateSince]})
 				}
 			}
 		}
-		return out
+		sort.Slice(out, func(i, j int) bool {
+			if out[i].since != out[j].since {
+				return out[i].since < out[j].since
+			}
+			return out[i].name < out[j].name
+		})
+		var names []string
+		for i := 0; i < len(out) && i < c.cfg.Decide.MaxConcurrent; i++ {
+			names = append(names, out[i].name)
+		}
+		return names
 	}
 	term, err := c.slots.Acquire(ctx, c.clock.Now(), adopt)
 	if err != nil {

@@ -1,0 +1,131 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/controller/decide"
+	"github.com/nodereboot/nodereboot/pkg/controller/slots"
+)
+
+// Pipeline annotations written by somebody who may patch Nodes, but not by
+// the controller (no slot record names the nodes), are removed and never
+// acted on: no drain, no eviction, no uncordon of somebody else's cordon.
+func TestForgedPipelineAnnotationsAreResetNotActedOn(t *testing.T) {
+	forged := func(n *v1.Node, cordon bool) *v1.Node {
+		n.Annotations[contract.AnnotationState] = string(contract.StateDraining)
+		n.Annotations[contract.AnnotationStateSince] = contract.FormatTime(time.Now().Add(-time.Hour))
+		n.Annotations[contract.AnnotationCordonedByUs] = "true"
+		n.Spec.Unschedulable = cordon
+		return n
+	}
+	// The controller has run before: its slot record exists, and names
+	// no node.
+	record := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: contract.SlotsConfigMapName, Namespace: "nodereboot-system",
+		Annotations: map[string]string{contract.AnnotationTerm: "1", contract.AnnotationHolder: "earlier"}}}
+	f := newFakeAPI(t, forged(testNode("n1", false), false), forged(testNode("n2", false), true), forged(testNode("n3", false), false),
+		testPod("web-1", "n1"), testPod("web-2", "n2"), testPod("web-3", "n3"), record)
+	_, m, rec, ctx := startController(t, f, testConfig(1))
+	clean := func(n *v1.Node) bool {
+		for _, k := range []string{contract.AnnotationState, contract.AnnotationStateSince, contract.AnnotationCordonedByUs} {
+			if _, ok := n.Annotations[k]; ok {
+				return false
+			}
+		}
+		return true
+	}
+	waitAll(ctx, t, f, []string{"n1", "n2", "n3"}, clean, "forged annotations removed")
+	for _, name := range []string{"n1", "n2", "n3"} {
+		n, _ := f.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if want := name == "n2"; n.Spec.Unschedulable != want {
+			t.Errorf("%s: unschedulable %v, want %v (the cordon is left as it was)", name, n.Spec.Unschedulable, want)
+		}
+	}
+	f.mu.Lock()
+	evictions := len(f.evictions)
+	f.mu.Unlock()
+	if evictions != 0 {
+		t.Fatalf("%d pods evicted for forged states", evictions)
+	}
+	var warned int
+	for _, e := range eventsOf(rec) {
+		if strings.HasPrefix(e, "Warning "+contract.ReasonInvalidAnnotation) && strings.Contains(e, "holds no slot") {
+			warned++
+		}
+	}
+	if warned != 3 {
+		t.Errorf("%d InvalidAnnotation warnings naming the missing slot, want 3", warned)
+	}
+	if got := testutil.ToFloat64(m.InvalidAnnotations); got != 3 {
+		t.Errorf("invalid annotations metric %v, want 3", got)
+	}
+}
+
+// A new leader starts a term on the slot record and writes it onto every
+// node holding a slot before it decides anything: a write the deposed
+// leader still has in flight for such a node, guarded by the version it
+// read, is refused.
+func TestNewLeaderFencesTheNodesHoldingSlots(t *testing.T) {
+	n1 := testNode("n1", true)
+	n1.Annotations[contract.AnnotationState] = string(contract.StateDraining)
+	n1.Annotations[contract.AnnotationStateSince] = contract.FormatTime(time.Now())
+	n1.Annotations[contract.AnnotationCordonedByUs] = "true"
+	n1.Spec.Unschedulable = true
+	record := &v1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: contract.SlotsConfigMapName, Namespace: "nodereboot-system",
+			Annotations: map[string]string{contract.AnnotationTerm: "4", contract.AnnotationHolder: "old"}},
+		Data: map[string]string{"n1": slots.Slot{Term: 4, Since: time.Now()}.String()},
+	}
+	f := newFakeAPI(t, n1, testNode("n2", true), record)
+	seen, _ := f.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
+	_, _, _, ctx := startController(t, f, testConfig(1))
+	waitAll(ctx, t, f, []string{"n1"}, func(n *v1.Node) bool { return n.Annotations[contract.AnnotationTerm] == "5" }, "n1 fenced in term 5")
+	// The deposed leader's authorization of n1, decided on what it saw.
+	authz := "n1-boot-0"
+	patch, _ := MergePatch(&decide.Patch{Annotations: map[string]*string{contract.AnnotationRebootAuthorized: &authz}}, seen.ResourceVersion)
+	_, err := f.CoreV1().Nodes().Patch(ctx, "n1", types.MergePatchType, patch, metav1.PatchOptions{})
+	if !apierrors.IsConflict(err) {
+		t.Fatalf("the deposed leader's write: %v, want a conflict", err)
+	}
+	cm, err := f.CoreV1().ConfigMaps("nodereboot-system").Get(ctx, contract.SlotsConfigMapName, metav1.GetOptions{})
+	if err != nil || cm.Annotations[contract.AnnotationTerm] != "5" {
+		t.Fatalf("record %v, %v: want term 5", cm, err)
+	}
+}
+
+// The first start with a slot record (an upgrade) adopts the nodes already
+// in the pipeline, but never more than --max-concurrent: the others are
+// reset like any state the controller did not write.
+func TestFirstStartAdoptsAtMostMaxConcurrent(t *testing.T) {
+	var objs []runtime.Object
+	for i, name := range []string{"n1", "n2", "n3"} {
+		n := testNode(name, false)
+		n.Annotations[contract.AnnotationState] = string(contract.StateDraining)
+		n.Annotations[contract.AnnotationStateSince] = contract.FormatTime(time.Now().Add(time.Duration(i-3) * time.Minute))
+		n.Annotations[contract.AnnotationCordonedByUs] = "true"
+		n.Spec.Unschedulable = true
+		objs = append(objs, n)
+	}
+	f := newFakeAPI(t, objs...)
+	_, _, _, ctx := startController(t, f, testConfig(1))
+	notStated := func(n *v1.Node) bool { _, ok := n.Annotations[contract.AnnotationState]; return !ok }
+	waitAll(ctx, t, f, []string{"n2", "n3"}, notStated, "n2 and n3 reset")
+	cm, err := f.CoreV1().ConfigMaps("nodereboot-system").Get(ctx, contract.SlotsConfigMapName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cm.Data) != 1 || cm.Data["n1"] == "" {
+		t.Fatalf("slots %v, want n1 alone (the longest in the pipeline)", cm.Data)
+	}
+}
