@@ -146,6 +146,19 @@ func annotate(ctx context.Context, t *testing.T, c *framework.Cluster, node, key
 	}
 }
 
+// authorize plays the controller's authorization of boot: one patch that
+// cordons the node and writes reboot-authorized, state Authorized and the
+// state-reason naming the boot (the detector reboots on nothing less).
+func authorize(ctx context.Context, t *testing.T, c *framework.Cluster, node, boot string) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"unschedulable":true},"metadata":{"annotations":{%q:%q,%q:%q,%q:%q}}}`,
+		contract.AnnotationRebootAuthorized, boot, contract.AnnotationState, contract.StateAuthorized,
+		contract.AnnotationStateReason, contract.AuthorizedReason(boot))
+	if out, err := c.Kubectl(ctx, "patch", "node", node, "--type=merge", "-p", patch); err != nil {
+		t.Fatalf("authorize: %v\n%s", err, out)
+	}
+}
+
 func TestDetector(t *testing.T) {
 	e := setup(t, 7)
 
@@ -268,7 +281,7 @@ func TestDetector(t *testing.T) {
 			t.Fatal(err)
 		}
 		oldBoot := sim.BootID()
-		annotate(ctx, t, c, node, contract.AnnotationRebootAuthorized, oldBoot)
+		authorize(ctx, t, c, node, oldBoot)
 		reboots, err := sim.WaitForReboots(ctx, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -377,7 +390,7 @@ func TestDetector(t *testing.T) {
 			t.Fatal(err)
 		}
 		oldBoot := sim.BootID()
-		annotate(ctx, t, c, node, contract.AnnotationRebootAuthorized, oldBoot)
+		authorize(ctx, t, c, node, oldBoot)
 		reboots, err := sim.WaitForReboots(ctx, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -413,7 +426,7 @@ func TestDetector(t *testing.T) {
 			t.Fatal(err)
 		}
 		boot := n.Status.NodeInfo.BootID
-		annotate(ctx, t, c, node, contract.AnnotationRebootAuthorized, boot)
+		authorize(ctx, t, c, node, boot)
 		annotate(ctx, t, c, node, contract.AnnotationRebooting, boot)
 		sim := e.host(t, node)
 		if sim.BootID() != boot {
