@@ -77,8 +77,14 @@ type env struct {
 
 func setup(t *testing.T, nodes int, timeout time.Duration) *env {
 	t.Helper()
+	return setupWith(t, framework.Options{Nodes: nodes}, timeout)
+}
+
+// setupWith is setup with the cluster's options (an audit policy).
+func setupWith(t *testing.T, opts framework.Options, timeout time.Duration) *env {
+	t.Helper()
 	start := time.Now()
-	opts := framework.Options{Nodes: nodes}
+	nodes := opts.Nodes
 	if keep := os.Getenv("E2E_KEEP_DIR"); keep != "" {
 		// Keep the logs of a passing run too, for reading.
 		opts.Dir = filepath.Join(keep, t.Name())

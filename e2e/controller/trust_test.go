@@ -44,6 +44,8 @@ func TestForgedAnnotationsByANodeAgent(t *testing.T) {
 		t.Fatalf("admin cordon: %v: %s", err, out)
 	}
 	e.startController("controller-0", "--max-concurrent=1")
+	// The install runs (its slot record exists) when the agent attacks.
+	e.waitSlotRecord()
 
 	// The attacks, as the node agent.
 	boot1 := e.sims["node-1"].BootID()
@@ -106,6 +108,21 @@ func TestForgedAnnotationsByANodeAgent(t *testing.T) {
 	}
 	if n, _ := c.Client.CoreV1().Nodes().Get(ctx, "node-2", metav1.GetOptions{}); !n.Spec.Unschedulable {
 		t.Error("node-2, cordoned by an administrator, was uncordoned")
+	}
+}
+
+// waitSlotRecord waits until the controller has started its term on the
+// slot record.
+func (e *env) waitSlotRecord() {
+	e.t.Helper()
+	sel := fields.OneTermEqualSelector("metadata.name", contract.SlotsConfigMapName)
+	lw := framework.ConsistentListWatch(e.c.Client.CoreV1().RESTClient(), "configmaps", systemNS, sel)
+	_, err := watchtools.UntilWithSync(e.ctx, lw, &corev1.ConfigMap{}, nil, func(ev watch.Event) (bool, error) {
+		cm, ok := ev.Object.(*corev1.ConfigMap)
+		return ok && cm.Annotations[contract.AnnotationTerm] != "" && cm.Annotations[contract.AnnotationTerm] != "0", nil
+	})
+	if err != nil {
+		e.t.Fatalf("no slot record: %v", err)
 	}
 }
 
