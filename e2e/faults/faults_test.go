@@ -10,10 +10,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/nodereboot/nodereboot/e2e/harness"
@@ -67,6 +69,10 @@ func TestFaults(t *testing.T) {
 				return v.Events(r.target, "nodereboot-controller", "RebootRequiredAgain") > 0
 			}},
 		{name: "controller-clock-5m-ahead", args: []string{"--testing-clock-offset=5m"}},
+
+		// Attacks: a node agent's credentials (patch on nodes, nothing
+		// else), on a cluster without the admission policy.
+		{name: "attack-forged-pipeline-annotations", inject: forgedAnnotations},
 		{name: "controller-clock-5m-behind", runs: 2, args: []string{"--testing-clock-offset=-5m"}},
 	})
 }
@@ -412,6 +418,60 @@ func garbage(r *run) {
 	idle := r.h.Nodes[len(r.h.Nodes)-1].Name()
 	r.patchNode(idle, map[string]any{annLastReboot: "last tuesday", annNotBefore: "2026-13-45T99:00:00Z"})
 	r.logf("unparsable %s and %s on the idle %s", annLastReboot, annNotBefore, idle)
+}
+
+// forgedAnnotations is an attack during the rollout, with the rights many
+// node agents have (get and patch on nodes): state=Draining and
+// cordoned-by-us on every node not in the pipeline, and an authorization of
+// its current boot on the idle node. The controller must reset them and act
+// on none (the observer counts only what the controller wrote: I1 never
+// more than --max-concurrent, I2 no reboot on the forged authorization, I5
+// the idle node untouched).
+func forgedAnnotations(r *run) {
+	agent := nodePatcher(r)
+	busy := r.waitState("Draining")
+	idle := r.h.Nodes[len(r.h.Nodes)-1]
+	r.jitter(300 * time.Millisecond)
+	for _, n := range r.h.Nodes {
+		if n.Name() == busy {
+			continue
+		}
+		ann := map[string]any{annState: "Draining", "nodereboot.io/cordoned-by-us": "true"}
+		if n.Name() == idle.Name() {
+			ann[annAuthorized] = idle.BootID()
+		}
+		b, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
+		if _, err := agent.CoreV1().Nodes().Patch(r.ctx, n.Name(), types.MergePatchType, b, metav1.PatchOptions{}); err != nil {
+			r.t.Fatalf("the node agent's patch of %s: %v", n.Name(), err)
+		}
+	}
+	r.logf("a node agent wrote state=Draining and cordoned-by-us on every node but %s, and reboot-authorized=<its boot> on the idle %s", busy, idle.Name())
+}
+
+// nodePatcher is a client with only get, list and patch on nodes.
+func nodePatcher(r *run) kubernetes.Interface {
+	ctx, c := r.ctx, r.h.Cluster
+	_, cfg, err := c.ServiceAccountKubeconfig(ctx, "agents", "node-agent")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "node-agent"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "patch"}}}}
+	if _, err := c.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		r.t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "node-agent"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "node-agent"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "agents", Name: "node-agent"}}}
+	if _, err := c.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		r.t.Fatal(err)
+	}
+	cfg.UserAgent = "node-agent"
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return client
 }
 
 // blockingPDB puts a pod on node-0 whose budget never allows its eviction.

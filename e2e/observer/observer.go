@@ -2,6 +2,7 @@ package observer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -98,6 +99,9 @@ type version struct {
 	bootID        string
 	ready         bool
 	deleted       bool
+	// owners names, for the pipeline annotations (ownedKeys), the field
+	// manager that wrote them (from managedFields); nil when unknown.
+	owners map[string]string
 	// afterGap: the first version seen after the node watch broke (a
 	// relist): versions between the previous one and this one may have
 	// been missed, so the node's state in between is not known.
@@ -109,16 +113,60 @@ func (v version) state() (string, bool) {
 	return s, ok
 }
 
-// ours: between our cordon and our uncordon.
+// ours: between our cordon and our uncordon. Annotations written by
+// somebody else than the controller (an attacker with node patch rights)
+// do not put a node out: the controller must not act on them, which I2
+// and I5 check.
 func (v version) ours() bool {
 	if v.deleted {
 		return false
 	}
-	if _, ok := v.ann[annCordonedByUs]; ok {
+	if _, ok := v.ann[annCordonedByUs]; ok && !v.forged(annCordonedByUs) {
 		return true
 	}
 	s, _ := v.state()
-	return validStates[s]
+	return validStates[s] && !v.forged(annState)
+}
+
+// forged reports whether the annotation was last written by a field
+// manager other than the controller's (unknown owners are the controller's).
+func (v version) forged(key string) bool {
+	m, ok := v.owners[key]
+	return ok && m != controllerComponent
+}
+
+// ownerPrefix marks the synthetic annotations in which recordOwners keeps,
+// past the informer's transform, who wrote each pipeline annotation.
+const ownerPrefix = "owner.observer.e2e.nodereboot.io/"
+
+// ownedKeys are the annotations whose writer the observer tracks.
+var ownedKeys = []string{annState, annCordonedByUs, annAuthorized}
+
+// recordOwners copies, for each of ownedKeys, the field manager that owns
+// it in the node's managedFields into a synthetic annotation, before the
+// managed fields are dropped.
+func recordOwners(n *corev1.Node) {
+	for _, mf := range n.ManagedFields {
+		if mf.FieldsV1 == nil {
+			continue
+		}
+		var fields struct {
+			Metadata struct {
+				Annotations map[string]json.RawMessage `json:"f:annotations"`
+			} `json:"f:metadata"`
+		}
+		if json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields) != nil {
+			continue
+		}
+		for _, k := range ownedKeys {
+			if _, ok := fields.Metadata.Annotations["f:"+k]; ok {
+				if n.Annotations == nil {
+					n.Annotations = map[string]string{}
+				}
+				n.Annotations[ownerPrefix+k] = mf.Manager
+			}
+		}
+	}
 }
 
 // pod is what the observer keeps of a pod that was bound to a node.
@@ -192,6 +240,9 @@ func Start(ctx context.Context, cfg Config) (*Observer, error) {
 		poke: make(chan struct{}, 1), done: make(chan struct{}), stop: cancel,
 	}
 	strip := func(obj any) (any, error) {
+		if n, ok := obj.(*corev1.Node); ok {
+			recordOwners(n)
+		}
 		if m, ok := obj.(metav1.Object); ok {
 			m.SetManagedFields(nil)
 		}
@@ -338,7 +389,12 @@ func (o *Observer) onNode(obj any, deleted bool) {
 	v := version{rv: parseRV(n.ResourceVersion), at: time.Now(), ann: map[string]string{},
 		unschedulable: n.Spec.Unschedulable, bootID: n.Status.NodeInfo.BootID, ready: nodeReady(n), deleted: deleted}
 	for k, val := range n.Annotations {
-		if strings.HasPrefix(k, annPrefix) || k == annPoweredOff {
+		if owned, ok := strings.CutPrefix(k, ownerPrefix); ok {
+			if v.owners == nil {
+				v.owners = map[string]string{}
+			}
+			v.owners[owned] = val
+		} else if strings.HasPrefix(k, annPrefix) || k == annPoweredOff {
 			v.ann[k] = val
 		}
 	}

@@ -288,3 +288,57 @@ func TestI3BudgetBelowItsMinimum(t *testing.T) {
 		t.Fatalf("dips %v, want one", o.budgetDips)
 	}
 }
+
+// withOwner marks who wrote the annotation key, as managedFields say.
+func withOwner(n *corev1.Node, key, manager string) *corev1.Node {
+	fields := `{"f:metadata":{"f:annotations":{"f:` + key + `":{}}}}`
+	n.ManagedFields = append(n.ManagedFields, metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate,
+		FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(fields)})
+	recordOwners(n)
+	return n
+}
+
+// States an attacker wrote on every node do not put the nodes out (I1):
+// what counts is what the controller does about them.
+func TestForgedStatesAreNotOut(t *testing.T) {
+	o := testObserver(1)
+	for i, name := range []string{"n1", "n2", "n3"} {
+		o.onNode(nodeAt(name, 10+i, bootA, false), false)
+		o.onNode(withOwner(nodeAt(name, 20+i, bootA, false, annState+"="+stateDraining), annState, "kubectl-annotate"), false)
+		o.onNode(nodeAt(name, 30+i, bootA, false), false) // the controller's reset
+	}
+	o.checkOutReplay()
+	if got := invariants(o); got != "" {
+		t.Fatalf("violations %s: %v", got, o.violations)
+	}
+	if len(o.missingEvents()) != 0 {
+		t.Fatalf("forged states call for events: %v", o.missingEvents())
+	}
+	// The same states written by the controller: I1.
+	o = testObserver(1)
+	for i, name := range []string{"n1", "n2"} {
+		o.onNode(withOwner(nodeAt(name, 20+i, bootA, true, annState+"="+stateDraining), annState, controllerComponent), false)
+	}
+	o.checkOutReplay()
+	if got := invariants(o); got != "I1" {
+		t.Fatalf("violations %q, want I1", got)
+	}
+}
+
+// A reboot committed on an authorization somebody else wrote is I2.
+func TestRebootOnAForgedAuthorization(t *testing.T) {
+	o := testObserver(1)
+	o.onNode(nodeAt("n1", 10, bootA, false), false)
+	o.onNode(nodeAt("n1", 11, bootA, true, annState+"="+stateDraining, annCordonedByUs+"=true"), false)
+	forged := withOwner(nodeAt("n1", 12, bootA, true, annState+"="+stateAuthorized, annCordonedByUs+"=true", annAuthorized+"="+bootA), annAuthorized, "kubectl-annotate")
+	o.onNode(forged, false)
+	committed := withOwner(nodeAt("n1", 13, bootA, true, annState+"="+stateAuthorized, annCordonedByUs+"=true", annAuthorized+"="+bootA, annRebooting+"="+bootA), annAuthorized, "kubectl-annotate")
+	o.onNode(committed, false)
+	o.onNode(nodeAt("n1", 14, bootB, true, annState+"="+stateRebooted, annCordonedByUs+"=true", annAuthorized+"="+bootA), false)
+	o.onNode(nodeAt("n1", 15, bootB, false), false)
+	o.reboots["n1"] = append(o.reboots["n1"], Reboot{Node: "n1", OldBootID: bootA, NewBootID: bootB})
+	o.checkReboots(true)
+	if got := invariants(o); !strings.Contains(got, "I2") {
+		t.Fatalf("violations %q, want I2", got)
+	}
+}

@@ -151,6 +151,9 @@ func (o *Observer) checkReboot(node string, r Reboot, hist []version) {
 		if got := hist[q].ann[annAuthorized]; got != r.OldBootID {
 			o.violate("I2", node, "the detector committed to rebooting boot %s (rv %d) while %s was %q",
 				r.OldBootID, hist[q].rv, annAuthorized, got)
+		} else if hist[q].forged(annAuthorized) || hist[q].forged(annState) {
+			o.violate("I2", node, "the detector committed to rebooting boot %s (rv %d) on an authorization written by %s, not the controller",
+				r.OldBootID, hist[q].rv, hist[q].owners[annAuthorized]+hist[q].owners[annState])
 		}
 	} else if !weak {
 		o.note("%s: no %s=%s seen before the reboot of that boot", node, annRebooting, r.OldBootID)
