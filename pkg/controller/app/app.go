@@ -85,7 +85,7 @@ func Run(ctx context.Context, o *options.Options) error {
 	broadcaster.StartStructuredLogging(3)
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
-	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: contract.ControllerComponent})
+	recorder := controller.CleanRecorder(broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: contract.ControllerComponent}))
 
 	sender, err := notify.New(o.NotifyConfig(func(r string) { metrics.Notifications.WithLabelValues(r).Inc() }))
 	if err != nil {
