@@ -593,8 +593,12 @@ func testRealDetector(ctx context.Context, t *testing.T, c *framework.Cluster, t
 	}); err != nil {
 		t.Fatalf("the detector's condition: %v (log %s)", err, p.LogFile)
 	}
-	if _, err := c.Client.CoreV1().Nodes().Patch(ctx, "node-0", types.MergePatchType,
-		annotationPatch(contract.AnnotationRebootAuthorized, &bootID), metav1.PatchOptions{}); err != nil {
+	// The controller's whole authorization, as the admin plays it: the
+	// detector reboots on nothing less.
+	authz := fmt.Appendf(nil, `{"spec":{"unschedulable":true},"metadata":{"annotations":{%q:%q,%q:%q,%q:%q}}}`,
+		contract.AnnotationRebootAuthorized, bootID, contract.AnnotationState, contract.StateAuthorized,
+		contract.AnnotationStateReason, contract.AuthorizedReason(bootID))
+	if _, err := c.Client.CoreV1().Nodes().Patch(ctx, "node-0", types.MergePatchType, authz, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.WaitForNode(ctx, "node-0", func(n *corev1.Node) bool {
@@ -604,7 +608,8 @@ func testRealDetector(ctx context.Context, t *testing.T, c *framework.Cluster, t
 	}
 	// Leave node-0 as the other subtests expect it.
 	if _, err := c.Client.CoreV1().Nodes().Patch(ctx, "node-0", types.MergePatchType,
-		fmt.Appendf(nil, `{"metadata":{"annotations":{%q:null,%q:null}}}`, contract.AnnotationRebootAuthorized, contract.AnnotationRebooting),
+		fmt.Appendf(nil, `{"spec":{"unschedulable":false},"metadata":{"annotations":{%q:null,%q:null,%q:null,%q:null}}}`,
+			contract.AnnotationRebootAuthorized, contract.AnnotationRebooting, contract.AnnotationState, contract.AnnotationStateReason),
 		metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
