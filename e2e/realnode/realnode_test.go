@@ -513,14 +513,35 @@ func TestRealNode(t *testing.T) {
 // rebootOnce installs the method's component, puts the workload on the VM
 // node, writes the sentinel and follows the reboot to its end.
 func rebootOnce(t *testing.T, ctx context.Context, n *node, method, component string) {
-	cs := n.c.Client
 	if component != "" {
 		install(t, ctx, n, component)
 	}
+	r := trigger(t, ctx, n, method)
+	r.follow(t, ctx)
+}
+
+// run is one reboot being observed.
+type run struct {
+	n              *node
+	method         string
+	tl             *timeline
+	oldBoot        string
+	restartsBefore int
+	stop           context.CancelFunc
+	// requested: the node was taken for the reboot-requested annotation,
+	// not for the condition.
+	requested bool
+}
+
+// trigger waits for the detector with the method and the workload on the
+// VM node, starts the observers and writes the sentinel.
+func trigger(t *testing.T, ctx context.Context, n *node, method string) *run {
+	t.Helper()
+	cs := n.c.Client
 	det := detectorPod(t, ctx, n, method)
 	oldDetector := detectorContainer(&det)
 
-	// The workload on the VM node (after an earlier method it is on kwok-0).
+	// The workload on the VM node (after an earlier reboot it is on kwok-0).
 	_ = cs.CoreV1().Pods(workloadNS).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "app=web",
 		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", kwokNode).String()})
 	waitPods(t, ctx, n, workloadNS, "app=web", "the workload on "+vmNode, func(ps []corev1.Pod) bool {
@@ -537,7 +558,6 @@ func rebootOnce(t *testing.T, ctx context.Context, n *node, method, component st
 	if err != nil {
 		t.Fatal(err)
 	}
-	restartsBefore := n.vm.ConsoleCount(restartingLine)
 	nodeObj, err := cs.CoreV1().Nodes().Get(ctx, vmNode, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -545,35 +565,50 @@ func rebootOnce(t *testing.T, ctx context.Context, n *node, method, component st
 	if nodeObj.Status.NodeInfo.BootID != oldBoot {
 		t.Fatalf("the kubelet reports boot ID %s, the VM says %s", nodeObj.Status.NodeInfo.BootID, oldBoot)
 	}
-
-	tl := &timeline{start: time.Now()}
-	octx, stop := context.WithCancel(ctx)
-	defer stop()
-	observe(octx, n, tl, oldBoot, oldDetector, restartsBefore)
+	r := &run{n: n, method: method, tl: &timeline{start: time.Now()}, oldBoot: oldBoot, restartsBefore: n.vm.ConsoleCount(restartingLine)}
+	var octx context.Context
+	octx, r.stop = context.WithCancel(ctx)
+	t.Cleanup(r.stop)
+	observe(octx, n, r.tl, oldBoot, oldDetector, r.restartsBefore)
 
 	// unattended-upgrades' hook: a pod with the host's /var/run.
-	sentinel := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "sentinel", Namespace: workloadNS},
-		Spec: corev1.PodSpec{
-			NodeName:      vmNode,
-			RestartPolicy: corev1.RestartPolicyNever,
-			Containers: []corev1.Container{{
-				Name: "touch", Image: n.busybx, ImagePullPolicy: corev1.PullNever,
-				Command:      []string{"/bin/busybox", "touch", "/host/var/run/reboot-required"},
-				VolumeMounts: []corev1.VolumeMount{{Name: "run", MountPath: "/host/var/run"}},
-			}},
-			Volumes: []corev1.Volume{{Name: "run", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/run"}}}},
-		},
-	}
-	_ = cs.CoreV1().Pods(workloadNS).Delete(ctx, "sentinel", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
-	waitPods(t, ctx, n, workloadNS, "", "the old sentinel pod gone", func(ps []corev1.Pod) bool {
-		return !slices.ContainsFunc(ps, func(p corev1.Pod) bool { return p.Name == "sentinel" })
-	})
-	if _, err := cs.CoreV1().Pods(workloadNS).Create(ctx, sentinel, metav1.CreateOptions{}); err != nil {
+	if err := runPod(t, ctx, n, "sentinel", corev1.Container{
+		Command:      []string{"/bin/busybox", "touch", "/host/var/run/reboot-required"},
+		VolumeMounts: []corev1.VolumeMount{{Name: "run", MountPath: "/host/var/run"}},
+	}, corev1.Volume{Name: "run", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/run"}}}); err != nil {
 		t.Fatal(err)
 	}
-	tl.mark(stSentinel, "")
+	r.tl.mark(stSentinel, "")
+	return r
+}
 
+// runPod creates a busybox pod on the VM node (deleting an earlier one of
+// the name first) and returns once it is created.
+func runPod(t *testing.T, ctx context.Context, n *node, name string, c corev1.Container, vols ...corev1.Volume) error {
+	t.Helper()
+	cs := n.c.Client
+	c.Name, c.Image, c.ImagePullPolicy = name, n.busybx, corev1.PullNever
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: workloadNS},
+		Spec: corev1.PodSpec{
+			NodeName: vmNode, RestartPolicy: corev1.RestartPolicyNever,
+			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers:  []corev1.Container{c}, Volumes: vols,
+		},
+	}
+	_ = cs.CoreV1().Pods(workloadNS).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+	waitPods(t, ctx, n, workloadNS, "", "an earlier pod "+name+" gone", func(ps []corev1.Pod) bool {
+		return !slices.ContainsFunc(ps, func(p corev1.Pod) bool { return p.Name == name })
+	})
+	_, err := cs.CoreV1().Pods(workloadNS).Create(ctx, pod, metav1.CreateOptions{})
+	return err
+}
+
+// follow waits for the reboot's end and checks what was observed.
+func (r *run) follow(t *testing.T, ctx context.Context) {
+	t.Helper()
+	defer r.stop()
+	n, method, tl, oldBoot, restartsBefore := r.n, r.method, r.tl, r.oldBoot, r.restartsBefore
 	wctx, wcancel := context.WithTimeout(ctx, 25*time.Minute)
 	defer wcancel()
 	for !tl.has(stDone) || !tl.has(stDetectorBack) || !tl.has(stCondFalse) || !tl.has(stVMNewBoot) {
@@ -588,6 +623,9 @@ func rebootOnce(t *testing.T, ctx context.Context, n *node, method, component st
 
 	// The order the contract promises.
 	order := []string{stSentinel, stCondTrue, stCordon, stDrained, stAuthorized, stKernelDown, stRestarting, stVMNewBoot, stReady, stUncordon}
+	if r.requested {
+		order = slices.DeleteFunc(order, func(s string) bool { return s == stCondTrue })
+	}
 	for i := 1; i < len(order); i++ {
 		a, okA := tl.get(order[i-1])
 		b, okB := tl.get(order[i])
@@ -602,7 +640,7 @@ func rebootOnce(t *testing.T, ctx context.Context, n *node, method, component st
 	// The kubelet's graceful node shutdown needs logind's
 	// PrepareForShutdown: a reboot through logind (dbus, and systemctl
 	// reboot for command) has it; SIGRTMIN+5 to systemd does not.
-	if graceful := tl.has(stGraceful); graceful != (method != "signal") {
+	if graceful := tl.has(stGraceful); graceful != !strings.HasPrefix(method, "signal") {
 		t.Errorf("%s: the kubelet's graceful node shutdown observed: %v", method, graceful)
 	}
 	newBoot := stepDetail(tl, stVMNewBoot)
