@@ -11,10 +11,9 @@ import (
 
 // handEdited are results files known to have been edited by hand after
 // their run: they must fail the strict decoding below (that is how the
-// edit shows) until a run of `make bench` replaces them.
-var handEdited = map[string]bool{
-	"2026-11-25.json": true, // a "notes" field and swapped-in figures; see docs/benchmarks.md
-}
+// edit shows) until a run of `make bench` replaces them. The last one,
+// 2026-11-25.json, was replaced by 2026-12-01.json.
+var handEdited = map[string]bool{}
 
 // decodeResults decodes a results file strictly: a field the Results type
 // cannot write, or anything after the object, is an error.
