@@ -1,0 +1,155 @@
+package controller
+
+// The announcer: events, metrics and notifications, each said once per
+// change. Nothing here decides anything: it only de-duplicates what the
+// reconciler and the admission pass did.
+
+import (
+	"context"
+	"maps"
+	"sort"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/controller/decide"
+	"github.com/nodereboot/nodereboot/pkg/drain"
+	"github.com/nodereboot/nodereboot/pkg/notify"
+)
+
+// warnOnce records a waiting node's warning the first time it is decided
+// (and again when the warning's message changes).
+func (c *Controller) warnOnce(node string, a decide.Action) {
+	c.mu.Lock()
+	key := a.Reason + "|" + a.Message
+	if a.Reason == "" || c.warned[node] == key {
+		if a.Reason == "" {
+			delete(c.warned, node)
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.warned[node] = key
+	c.mu.Unlock()
+	c.recorder.Event(drain.NodeRef(node), v1.EventTypeWarning, a.Reason, a.Message)
+}
+
+// dryRunEvent logs and records a decision not carried out, once per
+// distinct decision.
+func (c *Controller) dryRunEvent(ctx context.Context, node string, a decide.Action) {
+	msg := "would " + a.String()
+	c.mu.Lock()
+	if c.dryRun[node] == msg {
+		c.mu.Unlock()
+		return
+	}
+	c.dryRun[node] = msg
+	c.mu.Unlock()
+	klog.FromContext(ctx).Info("Dry run", "node", node, "decision", msg)
+	c.recorder.Event(drain.NodeRef(node), v1.EventTypeNormal, contract.ReasonDryRun, msg)
+}
+
+// announce records RebootQueued for nodes that start waiting and
+// RebootBlocked when the reason admission is blocked changes.
+func (c *Controller) announce(ad decide.Admission) {
+	c.mu.Lock()
+	waiting := map[string]bool{}
+	var fresh []string
+	for _, name := range ad.Waiting {
+		waiting[name] = true
+		if !c.queued[name] {
+			c.queued[name] = true
+			fresh = append(fresh, name)
+		}
+	}
+	for name := range c.queued {
+		if !waiting[name] {
+			delete(c.queued, name)
+		}
+	}
+	var blockedOn string
+	if msg := ad.BlockedMessage(); msg != c.blocked {
+		c.blocked = msg
+		if ad.Blocked() && len(ad.Waiting) > 0 {
+			blockedOn = ad.Waiting[0]
+		}
+	}
+	c.mu.Unlock()
+	for _, name := range fresh {
+		pos := 0
+		for i, w := range ad.Waiting {
+			if w == name {
+				pos = i + 1
+			}
+		}
+		c.recorder.Eventf(drain.NodeRef(name), v1.EventTypeNormal, contract.ReasonRebootQueued,
+			"Reboot required; waiting for a slot (position %d of %d, --max-concurrent %d)", pos, len(ad.Waiting), c.cfg.Decide.MaxConcurrent)
+	}
+	if blockedOn != "" {
+		c.recorder.Event(drain.NodeRef(blockedOn), v1.EventTypeWarning, contract.ReasonRebootBlocked, ad.BlockedMessage())
+	}
+	// Nodes held back by a gate of their own: one event per change.
+	c.mu.Lock()
+	var nodeEvents [][2]string
+	for name, b := range ad.NodeBlocks {
+		if c.nodeBlocked[name] != b.Message {
+			c.nodeBlocked[name] = b.Message
+			nodeEvents = append(nodeEvents, [2]string{name, b.Message})
+		}
+	}
+	for name := range c.nodeBlocked {
+		if _, ok := ad.NodeBlocks[name]; !ok && !waiting[name] {
+			delete(c.nodeBlocked, name)
+		}
+	}
+	c.mu.Unlock()
+	sort.Slice(nodeEvents, func(i, j int) bool { return nodeEvents[i][0] < nodeEvents[j][0] })
+	for _, e := range nodeEvents {
+		c.recorder.Event(drain.NodeRef(e[0]), v1.EventTypeWarning, contract.ReasonRebootBlocked, e[1])
+	}
+}
+
+// updateBlockedMetric sets nodereboot_reboot_blocked from the last
+// admission pass and the drained nodes held back before their
+// authorization.
+func (c *Controller) updateBlockedMetric() {
+	c.mu.Lock()
+	blocked := maps.Clone(c.admitBlocked)
+	for _, r := range c.authBlocks {
+		blocked[r] = true
+	}
+	c.mu.Unlock()
+	for _, r := range decide.BlockedReasons {
+		v := 0.0
+		if blocked[r] {
+			v = 1
+		}
+		c.metrics.Blocked.WithLabelValues(r).Set(v)
+	}
+}
+
+// setAuthBlock records the gate (nil: none) holding back a drained node's
+// authorization.
+func (c *Controller) setAuthBlock(node string, b *decide.Block) {
+	c.mu.Lock()
+	old, had := c.authBlocks[node]
+	if b == nil {
+		delete(c.authBlocks, node)
+	} else {
+		c.authBlocks[node] = b.Reason
+	}
+	changed := (b == nil && had) || (b != nil && (!had || old != b.Reason))
+	c.mu.Unlock()
+	if changed {
+		c.updateBlockedMetric()
+	}
+}
+
+// notify hands a step to the notifier (it never blocks).
+func (c *Controller) notify(step notify.Step, node, reason, msg string) {
+	if c.cfg.Notifier == nil || c.cfg.DryRun {
+		return
+	}
+	c.cfg.Notifier.Notify(notify.Event{Step: step, Node: node, Reason: reason, Message: msg, Time: c.clock.Now()})
+}

@@ -1,0 +1,130 @@
+package controller
+
+// What the informer cache shows of the controller's own writes: the
+// expectations of takes that may still land, the last write per node, the
+// conditions written after a reboot, and what admission depends on.
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/controller/decide"
+)
+
+// observe drops the expectation for a node whose cached version moved past
+// the one it was taken from.
+func (c *Controller) observe(n *v1.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rv, ok := c.expectations[n.Name]; ok && rv != n.ResourceVersion {
+		delete(c.expectations, n.Name)
+	}
+}
+
+// behindOwnWrite reports whether the cached node is older than the
+// controller's last write to it (and forgets the write once it is not).
+// Resource versions that do not parse as integers are not compared.
+func (c *Controller) behindOwnWrite(n *v1.Node) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.written[n.Name]
+	if !ok {
+		return false
+	}
+	rv, err := strconv.ParseUint(n.ResourceVersion, 10, 64)
+	if err == nil && rv < w {
+		return true
+	}
+	delete(c.written, n.Name)
+	return false
+}
+
+// observeConditions records the reboot conditions written in a version of
+// the node later than the one that marked it Rebooted: they are about the
+// new boot. Resource versions are opaque, but the API server's are etcd
+// revisions; when they do not parse as integers nothing is recorded and the
+// conditions' timestamps decide (decide.Stale).
+func (c *Controller) observeConditions(o, n *v1.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	base, ok := c.rebootRV[n.Name]
+	if !ok {
+		return
+	}
+	rv, err := strconv.ParseUint(n.ResourceVersion, 10, 64)
+	if err != nil || rv <= base {
+		return
+	}
+	for _, t := range c.cfg.Decide.Conditions {
+		if conditionOf(o, t) != conditionOf(n, t) {
+			if c.fresh[n.Name] == nil {
+				c.fresh[n.Name] = map[string]bool{}
+			}
+			c.fresh[n.Name][t] = true
+		}
+	}
+}
+
+// conditionOf returns the node's condition of type t (zero if none), to
+// compare versions of it.
+func conditionOf(n *v1.Node, t string) v1.NodeCondition {
+	for _, cd := range n.Status.Conditions {
+		if string(cd.Type) == t {
+			return cd
+		}
+	}
+	return v1.NodeCondition{}
+}
+
+// fingerprint is what admission depends on for one node: a change of it
+// runs an admission pass; other changes (heartbeats) do not.
+func fingerprint(n *v1.Node, cfg *decide.Config) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%t|%t|", n.Spec.Unschedulable, decide.IsReady(n))
+	keys := make([]string, 0, len(n.Labels)+len(n.Annotations))
+	for k, v := range n.Labels {
+		keys = append(keys, "l:"+k+"="+v)
+	}
+	for k, v := range n.Annotations {
+		if strings.HasPrefix(k, contract.Prefix) {
+			keys = append(keys, "a:"+k+"="+v)
+		}
+	}
+	sort.Strings(keys)
+	b.WriteString(strings.Join(keys, ","))
+	for _, t := range cfg.Conditions {
+		for _, cd := range n.Status.Conditions {
+			if string(cd.Type) == t {
+				fmt.Fprintf(&b, "|%s=%s@%d", t, cd.Status, cd.LastTransitionTime.Unix())
+			}
+		}
+	}
+	return b.String()
+}
+
+func (c *Controller) expect(n *v1.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expectations[n.Name] = n.ResourceVersion
+}
+
+// unexpect drops the expectation of a take that was refused.
+func (c *Controller) unexpect(node string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.expectations, node)
+}
+
+// expected reports whether a take of this controller may still land on the
+// node: the cache still shows the version it was taken from.
+func (c *Controller) expected(n *v1.Node) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rv, ok := c.expectations[n.Name]
+	return ok && rv == n.ResourceVersion
+}

@@ -1,0 +1,171 @@
+package decide
+
+// Admission: which waiting nodes take a free slot, and the gates that
+// keep every node waiting.
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nodereboot/nodereboot/pkg/contract"
+)
+
+// Candidate is a node that is waiting for a slot (its Node action is Queue).
+type Candidate struct {
+	Name        string
+	RequestTime time.Time
+	// ControlPlane: the node is a control-plane node (IsControlPlane).
+	ControlPlane bool
+	// Block, when not nil, is a gate closed for this node alone (blocking
+	// pods): it is not taken, and the nodes after it in the queue may be.
+	Block *Block
+}
+
+// Cluster is what admission needs to know about the other nodes and the
+// cluster-wide gates.
+type Cluster struct {
+	// Out is the number of nodes out: with a state annotation, plus the
+	// nodes taken whose take the cache does not show yet.
+	Out int
+	// OutControlPlane is how many of them are control-plane nodes.
+	OutControlPlane int
+	// NotReady names the selected nodes that are not out and not Ready.
+	NotReady []string
+	// Blocks are the cluster-wide gates the controller found closed
+	// (pause, alerts).
+	Blocks []Block
+}
+
+// Reasons for which a reboot can be blocked (label values of
+// nodereboot_reboot_blocked).
+const (
+	// BlockedNotReady: a selected node that is not being rebooted is
+	// NotReady.
+	BlockedNotReady = "NodeNotReady"
+	// BlockedPaused: the controller is paused (contract.AnnotationPaused).
+	BlockedPaused = "Paused"
+	// BlockedWindow: outside the reboot window.
+	BlockedWindow = "OutsideRebootWindow"
+	// BlockedPods: a pod matching --blocking-pod-selector is on the node.
+	BlockedPods = "BlockingPod"
+	// BlockedAlerts: Prometheus has alerts that block reboots.
+	BlockedAlerts = "ActiveAlerts"
+	// BlockedPrometheus: Prometheus could not be asked (fail safe).
+	BlockedPrometheus = "PrometheusUnavailable"
+)
+
+// BlockedReasons lists every blocked reason.
+var BlockedReasons = []string{BlockedNotReady, BlockedPaused, BlockedWindow, BlockedPods, BlockedAlerts, BlockedPrometheus}
+
+// Admission is the result of Admit.
+type Admission struct {
+	// Take names the nodes to take now, in order.
+	Take []string
+	// Waiting names the candidates that stay queued, in order.
+	Waiting []string
+	// Blocks are the cluster-wide gates that keep every node from being
+	// taken (sorted by reason); they are reported only while a node
+	// waits.
+	Blocks []Block
+	// NodeBlocks are the waiting nodes held back by a gate of their own.
+	NodeBlocks map[string]Block
+	// Until is the earliest time a block may lift by itself (the window
+	// opens, a blocker is checked again); zero: none.
+	Until time.Time
+}
+
+// Blocked reports whether a cluster-wide gate blocks admission.
+func (ad Admission) Blocked() bool { return len(ad.Blocks) > 0 }
+
+// BlockedMessage explains the cluster-wide blocks ("" when none).
+func (ad Admission) BlockedMessage() string {
+	var msgs []string
+	for _, b := range ad.Blocks {
+		msgs = append(msgs, b.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// WindowBlock returns the block of the reboot window at now, or nil when it
+// is open.
+func WindowBlock(cfg *Config, now time.Time) *Block {
+	if cfg.Window.Contains(now) {
+		return nil
+	}
+	open, _ := cfg.Window.Next(now)
+	b := &Block{Reason: BlockedWindow, Until: open,
+		Message: fmt.Sprintf("outside the reboot window (%s)", cfg.Window)}
+	if !open.IsZero() {
+		b.Message += "; it opens at " + contract.FormatTime(open)
+	}
+	return b
+}
+
+// Admit decides which candidates to take: the oldest requests first (ties
+// broken by name), never more than MaxConcurrent nodes out, and none while
+// a cluster-wide gate is closed: outside the reboot window, while a
+// selected node that is not being rebooted is NotReady (unless
+// AllowUnhealthyCluster), or for the cluster's Blocks. A candidate with a
+// Block of its own stays waiting and lets the next one go.
+func Admit(cands []Candidate, cl Cluster, cfg *Config, now time.Time) Admission {
+	sorted := append([]Candidate(nil), cands...)
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if !a.RequestTime.Equal(b.RequestTime) {
+			return a.RequestTime.Before(b.RequestTime)
+		}
+		return a.Name < b.Name
+	})
+	var ad Admission
+	free := cfg.MaxConcurrent - cl.Out
+	if len(sorted) > 0 {
+		if b := WindowBlock(cfg, now); b != nil {
+			ad.Blocks = append(ad.Blocks, *b)
+		}
+		if len(cl.NotReady) > 0 && !cfg.AllowUnhealthyCluster {
+			nr := append([]string(nil), cl.NotReady...)
+			sort.Strings(nr)
+			ad.Blocks = append(ad.Blocks, Block{Reason: BlockedNotReady,
+				Message: "not taking nodes while these nodes are NotReady: " + strings.Join(nr, ", ")})
+		}
+		ad.Blocks = append(ad.Blocks, cl.Blocks...)
+		sort.SliceStable(ad.Blocks, func(i, j int) bool { return ad.Blocks[i].Reason < ad.Blocks[j].Reason })
+	}
+	if len(ad.Blocks) > 0 {
+		free = 0
+	}
+	until := func(t time.Time) {
+		if !t.IsZero() && (ad.Until.IsZero() || t.Before(ad.Until)) {
+			ad.Until = t
+		}
+	}
+	for _, b := range ad.Blocks {
+		until(b.Until)
+	}
+	cpFree := cfg.MaxConcurrentControlPlane - cl.OutControlPlane
+	for _, c := range sorted {
+		switch {
+		case free > 0 && c.ControlPlane && cpFree <= 0:
+			// Waits for the control-plane slot; the next may go.
+			ad.Waiting = append(ad.Waiting, c.Name)
+		case free > 0 && c.Block != nil:
+			if ad.NodeBlocks == nil {
+				ad.NodeBlocks = map[string]Block{}
+			}
+			ad.NodeBlocks[c.Name] = *c.Block
+			until(c.Block.Until)
+			ad.Waiting = append(ad.Waiting, c.Name)
+		case free > 0:
+			ad.Take = append(ad.Take, c.Name)
+			free--
+			if c.ControlPlane {
+				cpFree--
+			}
+		default:
+			ad.Waiting = append(ad.Waiting, c.Name)
+		}
+	}
+	return ad
+}

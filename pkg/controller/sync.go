@@ -1,0 +1,303 @@
+package controller
+
+// The reconciler: one node at a time, read what is known of it, decide
+// once (decide.Node), write one patch, hand the action to the announcer.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+
+	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/controller/decide"
+	"github.com/nodereboot/nodereboot/pkg/drain"
+	"github.com/nodereboot/nodereboot/pkg/notify"
+)
+
+func (c *Controller) syncHandler(ctx context.Context, key string) error {
+	if key == admissionKey {
+		return c.admit(ctx)
+	}
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "node", key)
+	ctx = klog.NewContext(ctx, logger)
+	n, err := c.nodes.Get(key)
+	if apierrors.IsNotFound(err) {
+		c.forget(key)
+		if _, held := c.slots.Get(key); held {
+			// A deleted node is out of the pipeline for good.
+			return c.releaseSlot(ctx, key)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c.behindOwnWrite(n) {
+		// The cache does not show our last write to this node yet: a
+		// decision now would be refused (409); the watch event of the
+		// write requeues the node.
+		return nil
+	}
+	in := c.input(n)
+	if in.Slot != nil && !decide.KeepsSlot(in) && !c.expected(n) {
+		// Out of the pipeline (the cache shows it, and no take of ours
+		// can still land): give the slot back.
+		if err := c.releaseSlot(ctx, n.Name); err != nil {
+			return err
+		}
+		in.Slot = nil
+	}
+	a := decide.Node(in)
+	if a.Kind == decide.Drain {
+		if c.cfg.DryRun {
+			c.dryRunEvent(ctx, n.Name, a)
+			return nil
+		}
+		pods, ok := c.pods.Pods(ctx, n.Name)
+		if !ok {
+			// The watch's first list requeues the node.
+			return nil
+		}
+		st := c.drainer.Pass(ctx, n.Name, pods)
+		in.Drain = &decide.DrainStatus{Pending: st.Pending, Blocked: st.Pods, RetryAt: st.RetryAt}
+		a = decide.Node(in)
+		logger.V(2).Info("Drain pass", "pending", st.Pending, "evicted", st.Evicted, "pods", st.Pods)
+		if a.Kind == decide.Authorize {
+			// The gates again, right before the authorization.
+			if in.Gate = c.authorizeGate(ctx, n.Name, pods, in.Now); in.Gate != nil {
+				a = decide.Node(in)
+			}
+			c.setAuthBlock(n.Name, in.Gate)
+		}
+	}
+	if s, _ := decide.StateOf(n); s != string(contract.StateDraining) {
+		// Not (or no longer) draining: no pods to watch. A drain that
+		// ends with a write stops here once the cache shows the write.
+		c.stopDrain(n.Name)
+		c.setAuthBlock(n.Name, nil)
+	}
+	return c.execute(ctx, n, a)
+}
+
+// stopDrain ends the node's pod watch and forgets its evictions.
+func (c *Controller) stopDrain(node string) {
+	c.pods.Stop(node)
+	c.drainer.Forget(node)
+}
+
+// forget drops everything remembered about a deleted node.
+func (c *Controller) forget(node string) {
+	c.stopDrain(node)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.expectations, node)
+	delete(c.requestSeen, node)
+	delete(c.queued, node)
+	delete(c.warned, node)
+	delete(c.dryRun, node)
+	delete(c.rebootRV, node)
+	delete(c.fresh, node)
+	delete(c.podBlocks, node)
+	delete(c.nodeBlocked, node)
+	delete(c.authBlocks, node)
+	delete(c.written, node)
+}
+
+// input builds the decision input for a node, remembering when a
+// reboot-requested annotation was first seen.
+func (c *Controller) input(n *v1.Node) decide.Input {
+	now := c.clock.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := n.Annotations[contract.AnnotationRebootRequested]; ok {
+		if _, seen := c.requestSeen[n.Name]; !seen {
+			c.requestSeen[n.Name] = now
+		}
+	} else {
+		delete(c.requestSeen, n.Name)
+	}
+	var fresh map[string]bool
+	if f := c.fresh[n.Name]; len(f) > 0 {
+		fresh = make(map[string]bool, len(f))
+		for t := range f {
+			fresh[t] = true
+		}
+	}
+	return decide.Input{Node: n, Config: &c.cfg.Decide, Now: now, RequestSeen: c.requestSeen[n.Name], Fresh: fresh, Slot: c.slotOf(n)}
+}
+
+// execute carries out an action on a node.
+func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) error {
+	logger := klog.FromContext(ctx)
+	switch a.Kind {
+	case decide.Nothing:
+		c.mu.Lock()
+		delete(c.queued, n.Name)
+		delete(c.warned, n.Name)
+		delete(c.dryRun, n.Name)
+		c.mu.Unlock()
+		return nil
+	case decide.Queue:
+		c.queue.Add(admissionKey)
+		if !a.Until.IsZero() {
+			c.queue.AddAfter(n.Name, a.Until.Sub(c.clock.Now()))
+		}
+		return nil
+	case decide.Wait:
+		logger.V(4).Info("Waiting", "action", a.String())
+		c.warnOnce(n.Name, a)
+		if !a.Until.IsZero() {
+			c.queue.AddAfter(n.Name, a.Until.Sub(c.clock.Now()))
+		}
+		return nil
+	}
+	if c.cfg.DryRun {
+		c.dryRunEvent(ctx, n.Name, a)
+		return nil
+	}
+	written, err := c.patch(ctx, n, a.Patch)
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("%s node %s: %w", a.Kind, n.Name, err)
+	}
+	logger.Info("Node updated", "action", a.Kind, "message", a.Message)
+	if in := c.input(written); in.Slot != nil && !decide.KeepsSlot(in) {
+		if err := c.releaseSlot(ctx, n.Name); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	delete(c.warned, n.Name)
+	if rv, err := strconv.ParseUint(written.ResourceVersion, 10, 64); err == nil {
+		c.written[n.Name] = rv
+	}
+	if a.Kind == decide.MarkRebooted {
+		// Conditions written after this version are about the new boot.
+		delete(c.fresh, n.Name)
+		if rv, err := strconv.ParseUint(written.ResourceVersion, 10, 64); err == nil {
+			c.rebootRV[n.Name] = rv
+		} else {
+			delete(c.rebootRV, n.Name)
+		}
+	}
+	c.mu.Unlock()
+	ref := drain.NodeRef(n.Name)
+	uncordoned := a.Patch.Unschedulable != nil && !*a.Patch.Unschedulable
+	switch a.Kind {
+	case decide.Authorize, decide.Finish, decide.Fail, decide.AbandonDrain:
+		step := notify.StepFailure
+		switch a.Kind {
+		case decide.Authorize:
+			step = notify.StepReboot
+		case decide.Finish:
+			step = notify.StepUncordon
+		}
+		c.notify(step, n.Name, a.Reason, a.Message)
+	}
+	switch a.Kind {
+	case decide.Cordon:
+		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonCordoned, a.Message)
+	case decide.Authorize:
+		c.metrics.DrainDuration.Observe(a.Elapsed.Seconds())
+		if a.Reason == contract.ReasonDrainFailed {
+			c.recorder.Event(ref, v1.EventTypeWarning, contract.ReasonDrainFailed, a.Message)
+		} else {
+			c.recorder.Eventf(ref, v1.EventTypeNormal, contract.ReasonDrained, "All pods evicted in %s", a.Elapsed.Round(time.Second))
+		}
+		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebootAuthorized, a.Message)
+	case decide.MarkRebooted:
+		c.metrics.RebootDuration.Observe(a.Elapsed.Seconds())
+		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebooted, a.Message)
+	case decide.Finish:
+		c.metrics.Reboots.WithLabelValues(ResultCompleted).Inc()
+		if uncordoned {
+			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, "Uncordoned after the reboot")
+		}
+		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebootDone, a.Message)
+	case decide.Fail:
+		switch a.Reason {
+		case contract.ReasonRebootTimeout:
+			c.metrics.Reboots.WithLabelValues(ResultTimeout).Inc()
+		case contract.ReasonRebootBlocked:
+			c.metrics.Reboots.WithLabelValues(ResultBlocked).Inc()
+		default:
+			c.metrics.Reboots.WithLabelValues(ResultDrainFailed).Inc()
+		}
+		c.recorder.Event(ref, v1.EventTypeWarning, a.Reason, a.Message)
+	case decide.AbandonDrain:
+		if a.Reason == contract.ReasonRebootBlocked {
+			c.metrics.Reboots.WithLabelValues(ResultBlocked).Inc()
+		} else {
+			c.metrics.Reboots.WithLabelValues(ResultDrainFailed).Inc()
+		}
+		c.recorder.Event(ref, v1.EventTypeWarning, a.Reason, a.Message)
+		if uncordoned {
+			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, "Uncordoned after a failed drain")
+		}
+	case decide.Release:
+		if uncordoned {
+			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, a.Message)
+		}
+	case decide.Reset:
+		c.metrics.InvalidAnnotations.Inc()
+		c.recorder.Event(ref, v1.EventTypeWarning, contract.ReasonInvalidAnnotation, a.Message)
+	}
+	return nil
+}
+
+// patch writes a decision's patch as a JSON merge patch, guarded by the
+// resourceVersion the decision was made on.
+func (c *Controller) patch(ctx context.Context, n *v1.Node, p *decide.Patch) (*v1.Node, error) {
+	data, err := MergePatch(p, n.ResourceVersion)
+	if err != nil {
+		return nil, err
+	}
+	return c.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, data, metav1.PatchOptions{})
+}
+
+// MergePatch renders a decision's patch as a JSON merge patch; a non-empty
+// resourceVersion makes the API server refuse it (409 Conflict) if the node
+// changed since.
+func MergePatch(p *decide.Patch, resourceVersion string) ([]byte, error) {
+	meta := map[string]any{}
+	if resourceVersion != "" {
+		meta["resourceVersion"] = resourceVersion
+	}
+	if len(p.Annotations) > 0 {
+		ann := map[string]any{}
+		for k, v := range p.Annotations {
+			if v == nil {
+				ann[k] = nil
+			} else {
+				ann[k] = *v
+			}
+		}
+		meta["annotations"] = ann
+	}
+	if len(p.Labels) > 0 {
+		l := map[string]any{}
+		for k, v := range p.Labels {
+			if v == nil {
+				l[k] = nil
+			} else {
+				l[k] = *v
+			}
+		}
+		meta["labels"] = l
+	}
+	doc := map[string]any{"metadata": meta}
+	if p.Unschedulable != nil {
+		doc["spec"] = map[string]any{"unschedulable": *p.Unschedulable}
+	}
+	return json.Marshal(doc)
+}
