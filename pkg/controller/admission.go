@@ -30,57 +30,61 @@ func (c *Controller) admit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cands, cl := c.observeCluster(nodes)
+	now := c.clock.Now()
+	ad := c.admitThroughGates(ctx, cands, cl, now)
+	c.recordBlocked(ad)
+	c.announce(ad)
+	if len(ad.Take) > 0 || ad.Blocked() {
+		logger.V(2).Info("Admission", "out", cl.Out, "take", ad.Take, "waiting", ad.Waiting, "blocked", ad.BlockedMessage())
+	}
+	if !ad.Until.IsZero() {
+		// A block lifts by itself then (the window opens, a blocker
+		// is looked at again).
+		c.queue.AddAfter(admissionKey, ad.Until.Sub(now))
+	}
 	byName := make(map[string]*v1.Node, len(nodes))
-	var cands []decide.Candidate
-	var cl decide.Cluster
-	counts := map[string]float64{}
 	for _, n := range nodes {
 		byName[n.Name] = n
 	}
-
-	c.mu.Lock()
-	for name, rv := range c.expectations {
-		if n, ok := byName[name]; !ok || n.ResourceVersion != rv {
-			delete(c.expectations, name)
+	for _, name := range ad.Take {
+		if err := c.take(ctx, byName[name]); err != nil {
+			return err
 		}
 	}
-	expected := make(map[string]bool, len(c.expectations))
-	for name := range c.expectations {
-		expected[name] = true
-	}
-	c.mu.Unlock()
+	return nil
+}
 
+// observeCluster counts the nodes out and collects the candidates: the
+// nodes whose decision is Queue. Out are the nodes of the slot record (the
+// controller's own count, which no node writer can change), the nodes a
+// take of ours may still land on, and every node marked as out, whoever
+// marked it. It also sets the nodes gauge.
+func (c *Controller) observeCluster(nodes []*v1.Node) ([]decide.Candidate, decide.Cluster) {
+	var cands []decide.Candidate
+	var cl decide.Cluster
+	counts := map[string]float64{}
+	expected := c.pendingTakes(nodes)
 	held := map[string]bool{}
+	present := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		present[n.Name] = true
+	}
 	for _, name := range c.slots.Nodes() {
 		held[name] = true
-		if _, ok := byName[name]; !ok {
+		if !present[name] {
 			// A node of the record that is gone: counted until
 			// its sync (on the delete) gives the slot back.
 			cl.Out++
 		}
 	}
 	for _, n := range nodes {
-		// Out: what the slot record names (the controller's own
-		// count, which no node writer can change), and every node
-		// marked as out, whoever marked it.
 		if held[n.Name] || expected[n.Name] || decide.Marked(n) {
 			cl.Out++
 			if decide.IsControlPlane(n) {
 				cl.OutControlPlane++
 			}
-			s, stated := decide.StateOf(n)
-			switch {
-			case !stated:
-				counts[string(contract.StateDraining)]++
-			case !held[n.Name]:
-				counts[NodesInvalid]++
-			default:
-				if _, err := contract.ParseState(s); err != nil || s == "" {
-					counts[NodesInvalid]++
-				} else {
-					counts[s]++
-				}
-			}
+			counts[gaugeState(n, held[n.Name])]++
 			continue
 		}
 		if decide.Selected(n, &c.cfg.Decide) && !decide.IsReady(n) {
@@ -94,8 +98,29 @@ func (c *Controller) admit(ctx context.Context) error {
 	for _, s := range gaugeStates {
 		c.metrics.Nodes.WithLabelValues(s).Set(counts[s])
 	}
+	return cands, cl
+}
 
-	now := c.clock.Now()
+// gaugeState is the nodes gauge's label for a node that is out.
+func gaugeState(n *v1.Node, held bool) string {
+	s, stated := decide.StateOf(n)
+	switch {
+	case !stated:
+		return string(contract.StateDraining)
+	case !held:
+		return NodesInvalid
+	}
+	if _, err := contract.ParseState(s); err != nil || s == "" {
+		return NodesInvalid
+	}
+	return s
+}
+
+// admitThroughGates runs decide.Admit with the cluster-wide gates: the
+// pause, then — only when a node would be taken now, since they cost a
+// request — the alerts once, and the blocking pods of each node about to
+// be taken (a blocked node lets the next one in the queue go).
+func (c *Controller) admitThroughGates(ctx context.Context, cands []decide.Candidate, cl decide.Cluster, now time.Time) decide.Admission {
 	if c.pause != nil {
 		if paused, why := c.pause.Paused(); paused {
 			msg := fmt.Sprintf("paused (%s annotation on ConfigMap %s/%s)", contract.AnnotationPaused, c.cfg.PauseNamespace, contract.ConfigMapName)
@@ -106,72 +131,37 @@ func (c *Controller) admit(ctx context.Context) error {
 		}
 	}
 	ad := decide.Admit(cands, cl, &c.cfg.Decide, now)
-	// The gates that cost a request are asked only when a node would be
-	// taken now: the alerts once, the blocking pods of each node about to
-	// be taken (a blocked node lets the next one in the queue go).
 	if len(ad.Take) > 0 {
 		if b := c.alertsBlock(ctx, now); b != nil {
 			cl.Blocks = append(cl.Blocks, *b)
 			ad = decide.Admit(cands, cl, &c.cfg.Decide, now)
 		}
 	}
-	if c.cfg.BlockingPods != nil {
-		index := make(map[string]int, len(cands))
-		for i, cd := range cands {
-			index[cd.Name] = i
-		}
-		checked := map[string]bool{}
-		for again := true; again; {
-			again = false
-			for _, name := range ad.Take {
-				if checked[name] {
-					continue
-				}
-				checked[name] = true
-				if b := c.podBlock(ctx, name, now); b != nil {
-					cands[index[name]].Block = b
-					again = true
-				}
+	if c.cfg.BlockingPods == nil {
+		return ad
+	}
+	index := make(map[string]int, len(cands))
+	for i, cd := range cands {
+		index[cd.Name] = i
+	}
+	checked := map[string]bool{}
+	for again := true; again; {
+		again = false
+		for _, name := range ad.Take {
+			if checked[name] {
+				continue
 			}
-			if again {
-				ad = decide.Admit(cands, cl, &c.cfg.Decide, now)
+			checked[name] = true
+			if b := c.podBlock(ctx, name, now); b != nil {
+				cands[index[name]].Block = b
+				again = true
 			}
 		}
-	}
-	blocked := map[string]bool{}
-	for _, b := range ad.Blocks {
-		blocked[b.Reason] = true
-	}
-	for _, b := range ad.NodeBlocks {
-		blocked[b.Reason] = true
-	}
-	c.mu.Lock()
-	// Waiting nodes not looked at in this pass (no free slot) keep their
-	// last known block.
-	for _, name := range ad.Waiting {
-		if b, ok := c.podBlocks[name]; ok {
-			blocked[b.Reason] = true
+		if again {
+			ad = decide.Admit(cands, cl, &c.cfg.Decide, now)
 		}
 	}
-	c.admitBlocked = blocked
-	c.mu.Unlock()
-	c.updateBlockedMetric()
-	c.announce(ad)
-	if len(ad.Take) > 0 || ad.Blocked() {
-		logger.V(2).Info("Admission", "out", cl.Out, "take", ad.Take, "waiting", ad.Waiting, "blocked", ad.BlockedMessage())
-	}
-	if !ad.Until.IsZero() {
-		// A block lifts by itself then (the window opens, a blocker
-		// is looked at again).
-		c.queue.AddAfter(admissionKey, ad.Until.Sub(now))
-	}
-
-	for _, name := range ad.Take {
-		if err := c.take(ctx, byName[name]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ad
 }
 
 // alertsBlock asks Prometheus for blocking alerts (nil: none, or no

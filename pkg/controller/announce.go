@@ -8,6 +8,7 @@ import (
 	"context"
 	"maps"
 	"sort"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -152,4 +153,92 @@ func (c *Controller) notify(step notify.Step, node, reason, msg string) {
 		return
 	}
 	c.cfg.Notifier.Notify(notify.Event{Step: step, Node: node, Reason: reason, Message: msg, Time: c.clock.Now()})
+}
+
+// announceWritten announces an action the reconciler has written: its
+// notification, its metrics and its events.
+func (c *Controller) announceWritten(node string, a decide.Action) {
+	ref := drain.NodeRef(node)
+	uncordoned := a.Patch.Unschedulable != nil && !*a.Patch.Unschedulable
+	switch a.Kind {
+	case decide.Authorize, decide.Finish, decide.Fail, decide.AbandonDrain:
+		step := notify.StepFailure
+		switch a.Kind {
+		case decide.Authorize:
+			step = notify.StepReboot
+		case decide.Finish:
+			step = notify.StepUncordon
+		}
+		c.notify(step, node, a.Reason, a.Message)
+	}
+	switch a.Kind {
+	case decide.Cordon:
+		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonCordoned, a.Message)
+	case decide.Authorize:
+		c.metrics.DrainDuration.Observe(a.Elapsed.Seconds())
+		if a.Reason == contract.ReasonDrainFailed {
+			c.recorder.Event(ref, v1.EventTypeWarning, contract.ReasonDrainFailed, a.Message)
+		} else {
+			c.recorder.Eventf(ref, v1.EventTypeNormal, contract.ReasonDrained, "All pods evicted in %s", a.Elapsed.Round(time.Second))
+		}
+		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebootAuthorized, a.Message)
+	case decide.MarkRebooted:
+		c.metrics.RebootDuration.Observe(a.Elapsed.Seconds())
+		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebooted, a.Message)
+	case decide.Finish:
+		c.metrics.Reboots.WithLabelValues(ResultCompleted).Inc()
+		if uncordoned {
+			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, "Uncordoned after the reboot")
+		}
+		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebootDone, a.Message)
+	case decide.Fail:
+		switch a.Reason {
+		case contract.ReasonRebootTimeout:
+			c.metrics.Reboots.WithLabelValues(ResultTimeout).Inc()
+		case contract.ReasonRebootBlocked:
+			c.metrics.Reboots.WithLabelValues(ResultBlocked).Inc()
+		default:
+			c.metrics.Reboots.WithLabelValues(ResultDrainFailed).Inc()
+		}
+		c.recorder.Event(ref, v1.EventTypeWarning, a.Reason, a.Message)
+	case decide.AbandonDrain:
+		if a.Reason == contract.ReasonRebootBlocked {
+			c.metrics.Reboots.WithLabelValues(ResultBlocked).Inc()
+		} else {
+			c.metrics.Reboots.WithLabelValues(ResultDrainFailed).Inc()
+		}
+		c.recorder.Event(ref, v1.EventTypeWarning, a.Reason, a.Message)
+		if uncordoned {
+			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, "Uncordoned after a failed drain")
+		}
+	case decide.Release:
+		if uncordoned {
+			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, a.Message)
+		}
+	case decide.Reset:
+		c.metrics.InvalidAnnotations.Inc()
+		c.recorder.Event(ref, v1.EventTypeWarning, contract.ReasonInvalidAnnotation, a.Message)
+	}
+}
+
+// recordBlocked sets nodereboot_reboot_blocked from an admission pass.
+// Waiting nodes not looked at in the pass (no free slot) keep their last
+// known block.
+func (c *Controller) recordBlocked(ad decide.Admission) {
+	blocked := map[string]bool{}
+	for _, b := range ad.Blocks {
+		blocked[b.Reason] = true
+	}
+	for _, b := range ad.NodeBlocks {
+		blocked[b.Reason] = true
+	}
+	c.mu.Lock()
+	for _, name := range ad.Waiting {
+		if b, ok := c.podBlocks[name]; ok {
+			blocked[b.Reason] = true
+		}
+	}
+	c.admitBlocked = blocked
+	c.mu.Unlock()
+	c.updateBlockedMetric()
 }

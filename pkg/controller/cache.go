@@ -128,3 +128,46 @@ func (c *Controller) expected(n *v1.Node) bool {
 	rv, ok := c.expectations[n.Name]
 	return ok && rv == n.ResourceVersion
 }
+
+// wrote remembers the version of the controller's write to a node (so that
+// the node is not decided again on an older one), and, for MarkRebooted,
+// from which version on the reboot conditions are about the new boot.
+func (c *Controller) wrote(node string, kind decide.Kind, written *v1.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.warned, node)
+	rv, err := strconv.ParseUint(written.ResourceVersion, 10, 64)
+	if err == nil {
+		c.written[node] = rv
+	}
+	if kind == decide.MarkRebooted {
+		// Conditions written after this version are about the new boot.
+		delete(c.fresh, node)
+		if err == nil {
+			c.rebootRV[node] = rv
+		} else {
+			delete(c.rebootRV, node)
+		}
+	}
+}
+
+// pendingTakes returns the nodes a take of this controller may still land
+// on (the cache shows the version they were taken from), and forgets the
+// expectations the cache has moved past.
+func (c *Controller) pendingTakes(nodes []*v1.Node) map[string]bool {
+	rvs := make(map[string]string, len(nodes))
+	for _, n := range nodes {
+		rvs[n.Name] = n.ResourceVersion
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]bool{}
+	for name, rv := range c.expectations {
+		if cur, ok := rvs[name]; !ok || cur != rv {
+			delete(c.expectations, name)
+			continue
+		}
+		out[name] = true
+	}
+	return out
+}

@@ -7,8 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,8 +16,6 @@ import (
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
-	"github.com/nodereboot/nodereboot/pkg/drain"
-	"github.com/nodereboot/nodereboot/pkg/notify"
 )
 
 func (c *Controller) syncHandler(ctx context.Context, key string) error {
@@ -176,82 +172,8 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 			return err
 		}
 	}
-	c.mu.Lock()
-	delete(c.warned, n.Name)
-	if rv, err := strconv.ParseUint(written.ResourceVersion, 10, 64); err == nil {
-		c.written[n.Name] = rv
-	}
-	if a.Kind == decide.MarkRebooted {
-		// Conditions written after this version are about the new boot.
-		delete(c.fresh, n.Name)
-		if rv, err := strconv.ParseUint(written.ResourceVersion, 10, 64); err == nil {
-			c.rebootRV[n.Name] = rv
-		} else {
-			delete(c.rebootRV, n.Name)
-		}
-	}
-	c.mu.Unlock()
-	ref := drain.NodeRef(n.Name)
-	uncordoned := a.Patch.Unschedulable != nil && !*a.Patch.Unschedulable
-	switch a.Kind {
-	case decide.Authorize, decide.Finish, decide.Fail, decide.AbandonDrain:
-		step := notify.StepFailure
-		switch a.Kind {
-		case decide.Authorize:
-			step = notify.StepReboot
-		case decide.Finish:
-			step = notify.StepUncordon
-		}
-		c.notify(step, n.Name, a.Reason, a.Message)
-	}
-	switch a.Kind {
-	case decide.Cordon:
-		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonCordoned, a.Message)
-	case decide.Authorize:
-		c.metrics.DrainDuration.Observe(a.Elapsed.Seconds())
-		if a.Reason == contract.ReasonDrainFailed {
-			c.recorder.Event(ref, v1.EventTypeWarning, contract.ReasonDrainFailed, a.Message)
-		} else {
-			c.recorder.Eventf(ref, v1.EventTypeNormal, contract.ReasonDrained, "All pods evicted in %s", a.Elapsed.Round(time.Second))
-		}
-		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebootAuthorized, a.Message)
-	case decide.MarkRebooted:
-		c.metrics.RebootDuration.Observe(a.Elapsed.Seconds())
-		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebooted, a.Message)
-	case decide.Finish:
-		c.metrics.Reboots.WithLabelValues(ResultCompleted).Inc()
-		if uncordoned {
-			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, "Uncordoned after the reboot")
-		}
-		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonRebootDone, a.Message)
-	case decide.Fail:
-		switch a.Reason {
-		case contract.ReasonRebootTimeout:
-			c.metrics.Reboots.WithLabelValues(ResultTimeout).Inc()
-		case contract.ReasonRebootBlocked:
-			c.metrics.Reboots.WithLabelValues(ResultBlocked).Inc()
-		default:
-			c.metrics.Reboots.WithLabelValues(ResultDrainFailed).Inc()
-		}
-		c.recorder.Event(ref, v1.EventTypeWarning, a.Reason, a.Message)
-	case decide.AbandonDrain:
-		if a.Reason == contract.ReasonRebootBlocked {
-			c.metrics.Reboots.WithLabelValues(ResultBlocked).Inc()
-		} else {
-			c.metrics.Reboots.WithLabelValues(ResultDrainFailed).Inc()
-		}
-		c.recorder.Event(ref, v1.EventTypeWarning, a.Reason, a.Message)
-		if uncordoned {
-			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, "Uncordoned after a failed drain")
-		}
-	case decide.Release:
-		if uncordoned {
-			c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonUncordoned, a.Message)
-		}
-	case decide.Reset:
-		c.metrics.InvalidAnnotations.Inc()
-		c.recorder.Event(ref, v1.EventTypeWarning, contract.ReasonInvalidAnnotation, a.Message)
-	}
+	c.wrote(n.Name, a.Kind, written)
+	c.announceWritten(n.Name, a)
 	return nil
 }
 
