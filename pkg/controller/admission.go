@@ -78,6 +78,7 @@ func (c *Controller) observeCluster(nodes []*v1.Node) ([]decide.Candidate, decid
 			cl.Out++
 		}
 	}
+	var free []*v1.Node // selected, not out
 	for _, n := range nodes {
 		if held[n.Name] || expected[n.Name] || decide.Marked(n) {
 			cl.Out++
@@ -87,12 +88,19 @@ func (c *Controller) observeCluster(nodes []*v1.Node) ([]decide.Candidate, decid
 			counts[gaugeState(n, held[n.Name])]++
 			continue
 		}
-		if decide.Selected(n, &c.cfg.Decide) && !decide.IsReady(n) {
-			cl.NotReady = append(cl.NotReady, n.Name)
+		if decide.Selected(n, &c.cfg.Decide) {
+			free = append(free, n)
+			if !decide.IsReady(n) {
+				cl.NotReady = append(cl.NotReady, n.Name)
+			}
 		}
 		if a := decide.Node(c.input(n)); a.Kind == decide.Queue {
 			cands = append(cands, decide.Candidate{Name: n.Name, RequestTime: a.RequestTime, ControlPlane: decide.IsControlPlane(n)})
 		}
+	}
+	cl.CordonedByOthers = gates.CordonedByOthers(free)
+	if c.cfg.Decide.PoolLabel != "" {
+		cl.PoolsInUpgrade = gates.PoolsInUpgrade(free, c.cfg.Decide.PoolLabel, c.cfg.Decide.PoolVersionLabel)
 	}
 	counts[NodesQueued] = float64(len(cands))
 	for _, s := range gaugeStates {

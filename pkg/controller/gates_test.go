@@ -16,6 +16,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
@@ -404,4 +405,28 @@ func TestAlertsBlockTakeAndAuthorization(t *testing.T) {
 	if n, _ := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{}); decide.Out(n) {
 		t.Errorf("taken while Prometheus is unreachable")
 	}
+}
+
+// --cordoned-by-others=wait: while a selected node is cordoned by somebody
+// else (an AKS upgrade draining it), no node is taken; its uncordon lets
+// the rollout go on.
+func TestWaitsWhileANodeIsCordonedByOthers(t *testing.T) {
+	other := testNode("n2", false)
+	other.Spec.Unschedulable = true
+	f := newFakeAPI(t, testNode("n1", true), other, testPod("web-1", "n1"))
+	cfg := testConfig(1)
+	cfg.Decide.WaitForOthersCordons = true
+	_, m, rec, ctx := startController(t, f, cfg)
+	waitEventWith(t, rec, "Warning "+contract.ReasonRebootBlocked, "cordoned by somebody else (--cordoned-by-others=wait): n2")
+	if v := testutil.ToFloat64(m.Blocked.WithLabelValues(decide.BlockedCordoned)); v != 1 {
+		t.Errorf("reboot_blocked{NodeCordoned} = %v, want 1", v)
+	}
+	if n1, _ := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{}); decide.Out(n1) {
+		t.Fatal("n1 taken while n2 is cordoned by somebody else")
+	}
+	patch := []byte(`{"spec":{"unschedulable":false}}`)
+	if _, err := f.CoreV1().Nodes().Patch(ctx, "n2", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(ctx, t, f, []string{"n1"}, decide.Out, "n1 taken once n2 is uncordoned")
 }

@@ -31,6 +31,12 @@ type Cluster struct {
 	Out int
 	// OutControlPlane is how many of them are control-plane nodes.
 	OutControlPlane int
+	// CordonedByOthers names the selected nodes, not out, that somebody
+	// else cordoned (gates.CordonedByOthers).
+	CordonedByOthers []string
+	// PoolsInUpgrade names the pools whose nodes disagree on their version
+	// (gates.PoolsInUpgrade).
+	PoolsInUpgrade []string
 	// NotReady names the selected nodes that are not out and not Ready.
 	NotReady []string
 	// Blocks are the cluster-wide gates the controller found closed
@@ -54,10 +60,13 @@ const (
 	BlockedAlerts = "ActiveAlerts"
 	// BlockedPrometheus: Prometheus could not be asked (fail safe).
 	BlockedPrometheus = "PrometheusUnavailable"
+	// BlockedCordoned: a selected node is cordoned by somebody else, or a
+	// pool is being upgraded (--cordoned-by-others=wait, --pool-label).
+	BlockedCordoned = "NodeCordoned"
 )
 
 // BlockedReasons lists every blocked reason.
-var BlockedReasons = []string{BlockedNotReady, BlockedPaused, BlockedWindow, BlockedPods, BlockedAlerts, BlockedPrometheus}
+var BlockedReasons = []string{BlockedNotReady, BlockedPaused, BlockedWindow, BlockedPods, BlockedAlerts, BlockedPrometheus, BlockedCordoned}
 
 // Admission is the result of Admit.
 type Admission struct {
@@ -129,6 +138,15 @@ func Admit(cands []Candidate, cl Cluster, cfg *Config, now time.Time) Admission 
 			sort.Strings(nr)
 			ad.Blocks = append(ad.Blocks, Block{Reason: BlockedNotReady,
 				Message: "not taking nodes while these nodes are NotReady: " + strings.Join(nr, ", ")})
+		}
+		if cfg.WaitForOthersCordons && len(cl.CordonedByOthers) > 0 {
+			ad.Blocks = append(ad.Blocks, Block{Reason: BlockedCordoned,
+				Message: "not taking nodes while these nodes are cordoned by somebody else (--cordoned-by-others=wait): " + strings.Join(cl.CordonedByOthers, ", ")})
+		}
+		if cfg.PoolLabel != "" && len(cl.PoolsInUpgrade) > 0 {
+			ad.Blocks = append(ad.Blocks, Block{Reason: BlockedCordoned,
+				Message: fmt.Sprintf("not taking nodes while these pools are being upgraded (their nodes disagree on %s or the kubelet version): %s",
+					cfg.PoolVersionLabel, strings.Join(cl.PoolsInUpgrade, ", "))})
 		}
 		ad.Blocks = append(ad.Blocks, cl.Blocks...)
 		sort.SliceStable(ad.Blocks, func(i, j int) bool { return ad.Blocks[i].Reason < ad.Blocks[j].Reason })

@@ -174,3 +174,22 @@ func TestAdmitOneControlPlaneNodeAtATime(t *testing.T) {
 		t.Fatalf("with --max-concurrent-control-plane=0 took %v", ad.Take)
 	}
 }
+
+func TestAdmitWaitsForOthersCordons(t *testing.T) {
+	c := cfg0
+	cands := []Candidate{{Name: "n1", RequestTime: ago(time.Hour)}}
+	cl := Cluster{CordonedByOthers: []string{"aks-nodepool1-2"}, PoolsInUpgrade: []string{"nodepool1"}}
+	if ad := Admit(cands, cl, &c, now); len(ad.Take) != 1 {
+		t.Fatalf("--cordoned-by-others=reboot took %v, want n1", ad.Take)
+	}
+	c.WaitForOthersCordons = true
+	ad := Admit(cands, cl, &c, now)
+	if len(ad.Take) != 0 || !ad.Blocked() || ad.Blocks[0].Reason != BlockedCordoned || !strings.Contains(ad.BlockedMessage(), "aks-nodepool1-2") {
+		t.Fatalf("with wait: %+v, want nothing taken, blocked naming the node", ad)
+	}
+	c.WaitForOthersCordons, c.PoolLabel, c.PoolVersionLabel = false, "kubernetes.azure.com/agentpool", "kubernetes.azure.com/node-image-version"
+	ad = Admit(cands, cl, &c, now)
+	if len(ad.Take) != 0 || !strings.Contains(ad.BlockedMessage(), "nodepool1") {
+		t.Fatalf("with a pool in upgrade: %+v, want nothing taken, blocked naming the pool", ad)
+	}
+}

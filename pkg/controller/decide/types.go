@@ -66,6 +66,12 @@ type Config struct {
 	// AllowUnhealthyCluster lets nodes be taken while other selected nodes
 	// are NotReady.
 	AllowUnhealthyCluster bool
+	// WaitForOthersCordons takes no node while a selected node is cordoned
+	// by somebody else (--cordoned-by-others=wait).
+	WaitForOthersCordons bool
+	// PoolLabel and PoolVersionLabel, when PoolLabel is set, take no node
+	// while a pool's nodes disagree on the version (--pool-label).
+	PoolLabel, PoolVersionLabel string
 	// Window is when nodes may be taken; nil: always. A node taken inside
 	// the window finishes after it closes.
 	Window *gates.Window

@@ -59,7 +59,14 @@ type Options struct {
 	MinRebootInterval         time.Duration
 	EvictionRetryDelay        time.Duration
 	AllowUnhealthyCluster     bool
-	DryRun                    bool
+	// CordonedByOthers is what to do about selected nodes somebody else
+	// cordoned: wait (take nothing while there is one) or reboot.
+	CordonedByOthers string
+	// PoolLabel and PoolVersionLabel, when set, pause admission while a
+	// pool's nodes disagree on the version label or the kubelet version
+	// (a pool being upgraded).
+	PoolLabel, PoolVersionLabel string
+	DryRun                      bool
 
 	// Gates.
 	RebootDays             []string
@@ -118,6 +125,7 @@ func New(getenv func(string) string) *Options {
 		DrainGracePeriod:          -1,
 		DeleteEmptyDirData:        true,
 		OnDrainFailure:            string(decide.DrainFailureUncordon),
+		CordonedByOthers:          "reboot",
 		DrainFailureBackoff:       30 * time.Minute,
 		RebootTimeout:             30 * time.Minute,
 		MinRebootInterval:         time.Hour,
@@ -177,6 +185,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Delay before evicting a pod again after a refusal (PodDisruptionBudget) or an error.")
 	fs.BoolVar(&o.AllowUnhealthyCluster, "allow-unhealthy-cluster", o.AllowUnhealthyCluster,
 		"Take nodes even while other selected nodes are NotReady.")
+	fs.StringVar(&o.CordonedByOthers, "cordoned-by-others", o.CordonedByOthers,
+		"A selected node somebody else cordoned (an AKS upgrade, a kubectl drain): reboot (take it like any node, leave it cordoned) or wait (take no node while there is one; docs/aks.md).")
+	fs.StringVar(&o.PoolLabel, "pool-label", o.PoolLabel,
+		"Node label naming a node pool (AKS: kubernetes.azure.com/agentpool). With it, no node is taken while a pool's nodes disagree on --pool-version-label or on the kubelet version (a pool being upgraded).")
+	fs.StringVar(&o.PoolVersionLabel, "pool-version-label", o.PoolVersionLabel,
+		"Node label holding a pool's node image version (AKS: kubernetes.azure.com/node-image-version); used with --pool-label.")
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun,
 		"Log every decision and record it as a DryRun event; change nothing.")
 	fs.StringSliceVar(&o.RebootDays, "reboot-days", o.RebootDays,
@@ -297,6 +311,12 @@ func (o *Options) Validate() error {
 	case decide.DrainFailureUncordon, decide.DrainFailureHold, decide.DrainFailureReboot:
 	default:
 		bad("on-drain-failure", "must be uncordon, hold or reboot, got %q", o.OnDrainFailure)
+	}
+	if o.CordonedByOthers != "wait" && o.CordonedByOthers != "reboot" {
+		bad("cordoned-by-others", "must be wait or reboot, got %q", o.CordonedByOthers)
+	}
+	if o.PoolVersionLabel != "" && o.PoolLabel == "" {
+		bad("pool-version-label", "needs --pool-label")
 	}
 	if o.DrainFailureBackoff < 0 {
 		bad("drain-failure-backoff", "must not be negative, got %s", o.DrainFailureBackoff)
@@ -491,6 +511,9 @@ func (o *Options) Config() (controller.Config, error) {
 			MaxConcurrentControlPlane: o.MaxConcurrentControlPlane,
 			DrainTimeout:              o.DrainTimeout,
 			OnDrainFailure:            decide.DrainFailurePolicy(o.OnDrainFailure),
+			WaitForOthersCordons:      o.CordonedByOthers == "wait",
+			PoolLabel:                 o.PoolLabel,
+			PoolVersionLabel:          o.PoolVersionLabel,
 			DrainFailureBackoff:       o.DrainFailureBackoff,
 			RebootTimeout:             o.RebootTimeout,
 			PostRebootSoak:            o.PostRebootSoak,
