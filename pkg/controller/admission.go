@@ -16,7 +16,6 @@ import (
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
-	"github.com/nodereboot/nodereboot/pkg/drain"
 	"github.com/nodereboot/nodereboot/pkg/gates"
 	"github.com/nodereboot/nodereboot/pkg/notify"
 )
@@ -284,7 +283,7 @@ func (c *Controller) take(ctx context.Context, n *v1.Node) error {
 		return fmt.Errorf("take node %s: %w", n.Name, err)
 	}
 	logger.Info("Took node for reboot")
-	ref := drain.NodeRef(n.Name)
+	ref := contract.NodeRef(n.Name)
 	if _, ours := p.Annotations[contract.AnnotationCordonedByUs]; ours {
 		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonCordoned, "Cordoned for a reboot")
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
-	"github.com/nodereboot/nodereboot/pkg/drain"
 	"github.com/nodereboot/nodereboot/pkg/notify"
 )
 
@@ -33,7 +32,7 @@ func (c *Controller) warnOnce(node string, a decide.Action) {
 	}
 	c.warned[node] = key
 	c.mu.Unlock()
-	c.recorder.Event(drain.NodeRef(node), v1.EventTypeWarning, a.Reason, a.Message)
+	c.recorder.Event(contract.NodeRef(node), v1.EventTypeWarning, a.Reason, a.Message)
 }
 
 // dryRunEvent logs and records a decision not carried out, once per
@@ -48,7 +47,7 @@ func (c *Controller) dryRunEvent(ctx context.Context, node string, a decide.Acti
 	c.dryRun[node] = msg
 	c.mu.Unlock()
 	klog.FromContext(ctx).Info("Dry run", "node", node, "decision", msg)
-	c.recorder.Event(drain.NodeRef(node), v1.EventTypeNormal, contract.ReasonDryRun, msg)
+	c.recorder.Event(contract.NodeRef(node), v1.EventTypeNormal, contract.ReasonDryRun, msg)
 }
 
 // announce records RebootQueued for nodes that start waiting and
@@ -84,11 +83,11 @@ func (c *Controller) announce(ad decide.Admission) {
 				pos = i + 1
 			}
 		}
-		c.recorder.Eventf(drain.NodeRef(name), v1.EventTypeNormal, contract.ReasonRebootQueued,
+		c.recorder.Eventf(contract.NodeRef(name), v1.EventTypeNormal, contract.ReasonRebootQueued,
 			"Reboot required; waiting for a slot (position %d of %d, --max-concurrent %d)", pos, len(ad.Waiting), c.cfg.Decide.MaxConcurrent)
 	}
 	if blockedOn != "" {
-		c.recorder.Event(drain.NodeRef(blockedOn), v1.EventTypeWarning, contract.ReasonRebootBlocked, ad.BlockedMessage())
+		c.recorder.Event(contract.NodeRef(blockedOn), v1.EventTypeWarning, contract.ReasonRebootBlocked, ad.BlockedMessage())
 	}
 	// Nodes held back by a gate of their own: one event per change.
 	c.mu.Lock()
@@ -107,7 +106,7 @@ func (c *Controller) announce(ad decide.Admission) {
 	c.mu.Unlock()
 	sort.Slice(nodeEvents, func(i, j int) bool { return nodeEvents[i][0] < nodeEvents[j][0] })
 	for _, e := range nodeEvents {
-		c.recorder.Event(drain.NodeRef(e[0]), v1.EventTypeWarning, contract.ReasonRebootBlocked, e[1])
+		c.recorder.Event(contract.NodeRef(e[0]), v1.EventTypeWarning, contract.ReasonRebootBlocked, e[1])
 	}
 }
 
@@ -158,7 +157,7 @@ func (c *Controller) notify(step notify.Step, node, reason, msg string) {
 // announceWritten announces an action the reconciler has written: its
 // notification, its metrics and its events.
 func (c *Controller) announceWritten(node string, a decide.Action) {
-	ref := drain.NodeRef(node)
+	ref := contract.NodeRef(node)
 	uncordoned := a.Patch.Unschedulable != nil && !*a.Patch.Unschedulable
 	switch a.Kind {
 	case decide.Authorize, decide.Finish, decide.Fail, decide.AbandonDrain:

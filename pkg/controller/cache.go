@@ -7,7 +7,6 @@ package controller
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -36,8 +35,8 @@ func (c *Controller) behindOwnWrite(n *v1.Node) bool {
 	if !ok {
 		return false
 	}
-	rv, err := strconv.ParseUint(n.ResourceVersion, 10, 64)
-	if err == nil && rv < w {
+	rv, parsed := contract.ResourceVersionOrder(n.ResourceVersion)
+	if parsed && rv < w {
 		return true
 	}
 	delete(c.written, n.Name)
@@ -56,8 +55,8 @@ func (c *Controller) observeConditions(o, n *v1.Node) {
 	if !ok {
 		return
 	}
-	rv, err := strconv.ParseUint(n.ResourceVersion, 10, 64)
-	if err != nil || rv <= base {
+	rv, parsed := contract.ResourceVersionOrder(n.ResourceVersion)
+	if !parsed || rv <= base {
 		return
 	}
 	for _, t := range c.cfg.Decide.Conditions {
@@ -73,10 +72,8 @@ func (c *Controller) observeConditions(o, n *v1.Node) {
 // conditionOf returns the node's condition of type t (zero if none), to
 // compare versions of it.
 func conditionOf(n *v1.Node, t string) v1.NodeCondition {
-	for _, cd := range n.Status.Conditions {
-		if string(cd.Type) == t {
-			return cd
-		}
+	if c := contract.Condition(n, t); c != nil {
+		return *c
 	}
 	return v1.NodeCondition{}
 }
@@ -98,10 +95,8 @@ func fingerprint(n *v1.Node, cfg *decide.Config) string {
 	sort.Strings(keys)
 	b.WriteString(strings.Join(keys, ","))
 	for _, t := range cfg.Conditions {
-		for _, cd := range n.Status.Conditions {
-			if string(cd.Type) == t {
-				fmt.Fprintf(&b, "|%s=%s@%d", t, cd.Status, cd.LastTransitionTime.Unix())
-			}
+		if cd := contract.Condition(n, t); cd != nil {
+			fmt.Fprintf(&b, "|%s=%s@%d", t, cd.Status, cd.LastTransitionTime.Unix())
 		}
 	}
 	return b.String()
@@ -136,14 +131,14 @@ func (c *Controller) wrote(node string, kind decide.Kind, written *v1.Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.warned, node)
-	rv, err := strconv.ParseUint(written.ResourceVersion, 10, 64)
-	if err == nil {
+	rv, parsed := contract.ResourceVersionOrder(written.ResourceVersion)
+	if parsed {
 		c.written[node] = rv
 	}
 	if kind == decide.MarkRebooted {
 		// Conditions written after this version are about the new boot.
 		delete(c.fresh, node)
-		if err == nil {
+		if parsed {
 			c.rebootRV[node] = rv
 		} else {
 			delete(c.rebootRV, node)

@@ -278,11 +278,17 @@ func done(n *v1.Node) bool {
 }
 
 func startController(t *testing.T, f *fakeAPI, cfg Config) (*Controller, *Metrics, *record.FakeRecorder, context.Context) {
+	return startControllerWithClock(t, f, cfg, clock.RealClock{})
+}
+
+// startControllerWithClock is startController on the given clock (a fake
+// one steps the controller's time, its timeouts and requeues).
+func startControllerWithClock(t *testing.T, f *fakeAPI, cfg Config, clk clock.WithTicker) (*Controller, *Metrics, *record.FakeRecorder, context.Context) {
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	rec := record.NewFakeRecorder(1000)
 	m := NewMetrics(prometheus.NewRegistry())
-	c := New(f, rec, clock.RealClock{}, cfg, m)
+	c := New(f, rec, clk, cfg, m)
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(ctx, 3) }()
 	t.Cleanup(func() {

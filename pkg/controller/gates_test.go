@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
@@ -89,7 +90,11 @@ func takeTimes(ctx context.Context, t *testing.T, f *fakeAPI) func(string) time.
 // and the node is taken then (not before, and without polling: the only
 // wake-up is that requeue).
 func TestWindowOpensAtItsStart(t *testing.T) {
-	open := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second).Add(time.Second)
+	// The controller's clock is a fake one: the window opens when the
+	// test steps it there, and the take is stamped with that time.
+	now := time.Now().Truncate(time.Second)
+	clk := clocktesting.NewFakeClock(now)
+	open := now.Add(time.Hour)
 	w, err := gates.ParseWindow(nil, open.UTC().Format("15:04:05"), open.Add(time.Hour).UTC().Format("15:04:05"), "UTC")
 	if err != nil {
 		t.Fatal(err)
@@ -97,16 +102,20 @@ func TestWindowOpensAtItsStart(t *testing.T) {
 	f := newFakeAPI(t, testNode("n1", true))
 	cfg := testConfig(1)
 	cfg.Decide.Window = w
-	_, m, rec, ctx := startController(t, f, cfg)
-	taken := takeTimes(ctx, t, f)
+	_, m, rec, ctx := startControllerWithClock(t, f, cfg, clk)
 	e := waitEventWith(t, rec, "Warning "+contract.ReasonRebootBlocked, "outside the reboot window", contract.FormatTime(open))
 	if v := testutil.ToFloat64(m.Blocked.WithLabelValues(decide.BlockedWindow)); v != 1 {
 		t.Errorf("reboot_blocked{%s} = %v while blocked (%s)", decide.BlockedWindow, v, e)
 	}
+	// The admission pass requeued itself for the opening: step the clock
+	// to a second before it, then to it. The take is stamped with the
+	// controller's time: a take before the opening would say so.
+	clk.Step(open.Sub(now) - time.Second)
+	clk.Step(time.Second)
 	waitAll(ctx, t, f, []string{"n1"}, decide.Out, "n1 taken when the window opens")
-	at := taken("n1")
-	if at.Before(open) || at.After(open.Add(time.Second)) {
-		t.Errorf("taken at %s, window opens at %s", at.Format(time.StampMilli), open.Format(time.StampMilli))
+	n1, _ := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+	if got := n1.Annotations[contract.AnnotationStateSince]; got != contract.FormatTime(open) {
+		t.Errorf("taken at %s, window opens at %s", got, contract.FormatTime(open))
 	}
 	if v := testutil.ToFloat64(m.Blocked.WithLabelValues(decide.BlockedWindow)); v != 0 {
 		t.Errorf("reboot_blocked{%s} = %v after the window opened", decide.BlockedWindow, v)

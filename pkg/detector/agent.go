@@ -89,7 +89,7 @@ func (a *agent) sync(ctx context.Context) time.Duration {
 		a.previous.Insert(d.OldBootID)
 		if !a.announced.Has(d.OldBootID) {
 			a.announced.Insert(d.OldBootID)
-			a.recorder.Eventf(nodeRef(a.nodeName), v1.EventTypeNormal, contract.ReasonRebooted,
+			a.recorder.Eventf(contract.NodeRef(a.nodeName), v1.EventTypeNormal, contract.ReasonRebooted,
 				"Node rebooted: boot ID %s -> %s", d.OldBootID, a.bootID)
 			logger.Info("Node rebooted", "oldBootID", d.OldBootID, "bootID", a.bootID)
 			if a.probeNow != nil {
@@ -112,7 +112,7 @@ func (a *agent) sync(ctx context.Context) time.Duration {
 		}
 		a.warned.Insert(d.InvalidValue)
 		a.metrics.error(ErrorInvalidAnnotation)
-		a.recorder.Event(nodeRef(a.nodeName), v1.EventTypeWarning, contract.ReasonInvalidAnnotation, d.Invalid)
+		a.recorder.Event(contract.NodeRef(a.nodeName), v1.EventTypeWarning, contract.ReasonInvalidAnnotation, d.Invalid)
 		logger.Info("Invalid reboot authorization", "value", d.InvalidValue, "bootID", a.bootID)
 	}
 	if d.Reboot && !a.issued {
@@ -157,7 +157,7 @@ func (a *agent) reboot(ctx context.Context, resume bool, rv string) time.Duratio
 	if resume {
 		msg += " (issued again: an earlier run was stopped before the node went down)"
 	}
-	a.recorder.Event(nodeRef(a.nodeName), v1.EventTypeNormal, contract.ReasonRebooting, msg)
+	a.recorder.Event(contract.NodeRef(a.nodeName), v1.EventTypeNormal, contract.ReasonRebooting, msg)
 	logger.Info("Rebooting", "bootID", a.bootID, "resume", resume)
 	if err := a.rebooter.Reboot(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -166,7 +166,7 @@ func (a *agent) reboot(ctx context.Context, resume bool, rv string) time.Duratio
 		a.metrics.error(ErrorReboot)
 		delay := a.rebootFails.Step()
 		a.nextAttempt = a.clock.Now().Add(delay)
-		a.recorder.Eventf(nodeRef(a.nodeName), v1.EventTypeWarning, contract.ReasonRebootFailed,
+		a.recorder.Eventf(contract.NodeRef(a.nodeName), v1.EventTypeWarning, contract.ReasonRebootFailed,
 			"Reboot failed, retrying in %s: %v", delay.Round(time.Second), err)
 		logger.Error(err, "Reboot failed; retrying", "retryIn", delay)
 		return delay

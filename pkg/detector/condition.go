@@ -11,19 +11,6 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/sentinel"
 )
 
-// findCondition returns the node's condition of the given type, or nil.
-func findCondition(node *v1.Node, condType string) *v1.NodeCondition {
-	if node == nil {
-		return nil
-	}
-	for i := range node.Status.Conditions {
-		if string(node.Status.Conditions[i].Type) == condType {
-			return &node.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
 // nextCondition computes the condition to report for an observation, given
 // the condition the node has now (nil if none). write is false when the node
 // already says the same thing and its heartbeat is younger than heartbeat:

@@ -254,10 +254,10 @@ func (h *harness) waitNode(what string, cond func(*v1.Node) bool) *v1.Node {
 func (h *harness) waitCondition(status v1.ConditionStatus) v1.NodeCondition {
 	h.t.Helper()
 	n := h.waitNode("condition "+string(status), func(n *v1.Node) bool {
-		c := findCondition(n, contract.DefaultConditionType)
+		c := contract.Condition(n, contract.DefaultConditionType)
 		return c != nil && c.Status == status
 	})
-	return *findCondition(n, contract.DefaultConditionType)
+	return *contract.Condition(n, contract.DefaultConditionType)
 }
 
 // event waits for the next recorded event.
@@ -374,7 +374,7 @@ func TestConditionTransitionsAndEvents(t *testing.T) {
 		t.Fatalf("/readyz after the first write: %d %s", code, body)
 	}
 	// The kubelet's condition is untouched.
-	if r := findCondition(h.node(), string(v1.NodeReady)); r == nil || r.Status != v1.ConditionTrue || r.Reason != "KubeletReady" {
+	if r := contract.Condition(h.node(), string(v1.NodeReady)); r == nil || r.Status != v1.ConditionTrue || r.Reason != "KubeletReady" {
 		t.Fatalf("Ready condition changed: %+v", r)
 	}
 
@@ -404,7 +404,7 @@ func TestConditionTransitionsAndEvents(t *testing.T) {
 	}
 	h.source.obs <- cmdFailed
 	h.waitNode("command failure reason", func(n *v1.Node) bool {
-		return findCondition(n, contract.DefaultConditionType).Reason == sentinel.ReasonCommandFailed
+		return contract.Condition(n, contract.DefaultConditionType).Reason == sentinel.ReasonCommandFailed
 	})
 	h.expectEvent("Warning RebootRequiredUnknown")
 	if h.rebooter.Calls() != 0 {
@@ -427,14 +427,14 @@ func TestHeartbeat(t *testing.T) {
 	clk.Step(heartbeat - time.Second)
 	h.source.obs <- present
 	waitForTimer(t, clk)
-	if got := findCondition(h.node(), contract.DefaultConditionType); !got.LastHeartbeatTime.Time.Equal(t0) {
+	if got := contract.Condition(h.node(), contract.DefaultConditionType); !got.LastHeartbeatTime.Time.Equal(t0) {
 		t.Fatalf("heartbeat written early: %v", got.LastHeartbeatTime)
 	}
 	clk.Step(time.Second)
 	n := h.waitNode("heartbeat", func(n *v1.Node) bool {
-		return findCondition(n, contract.DefaultConditionType).LastHeartbeatTime.Time.Equal(t0.Add(heartbeat))
+		return contract.Condition(n, contract.DefaultConditionType).LastHeartbeatTime.Time.Equal(t0.Add(heartbeat))
 	})
-	if c := findCondition(n, contract.DefaultConditionType); !c.LastTransitionTime.Time.Equal(t0) {
+	if c := contract.Condition(n, contract.DefaultConditionType); !c.LastTransitionTime.Time.Equal(t0) {
 		t.Fatalf("heartbeat moved the transition time: %v", c.LastTransitionTime)
 	}
 	h.noEvent()
@@ -463,9 +463,9 @@ func TestRestartKeepsTransitionTime(t *testing.T) {
 	h := start(t, harnessOpts{detection: true, clock: clk, node: newNode(nil, *old)})
 	h.source.obs <- present
 	n := h.waitNode("a fresh heartbeat", func(n *v1.Node) bool {
-		return findCondition(n, contract.DefaultConditionType).LastHeartbeatTime.Time.Equal(t0)
+		return contract.Condition(n, contract.DefaultConditionType).LastHeartbeatTime.Time.Equal(t0)
 	})
-	got := findCondition(n, contract.DefaultConditionType)
+	got := contract.Condition(n, contract.DefaultConditionType)
 	if !got.LastTransitionTime.Time.Equal(old.LastTransitionTime.Time) || got.Status != v1.ConditionTrue {
 		t.Fatalf("condition after the restart %+v, want the old transition time %v", got, old.LastTransitionTime)
 	}
@@ -483,7 +483,7 @@ func TestRestartKeepsTransitionTime(t *testing.T) {
 	changed.Message += "; required by libc6"
 	h.source.obs <- changed
 	h.waitNode("the changed message", func(n *v1.Node) bool {
-		return findCondition(n, contract.DefaultConditionType).Message == changed.Message
+		return contract.Condition(n, contract.DefaultConditionType).Message == changed.Message
 	})
 	if n := h.statusPatches(); n != 2 {
 		t.Fatalf("%d writes, want 2: one with a fresh heartbeat after the start, one for the changed message", n)
@@ -771,7 +771,7 @@ func TestEventRecorderWritesNodeEvents(t *testing.T) {
 	client := fake.NewClientset()
 	ctx := context.Background()
 	r := newEventRecorder(ctx, fromclientset.New(client), nodeName)
-	r.Eventf(nodeRef(nodeName), v1.EventTypeWarning, contract.ReasonInvalidAnnotation, "value %q", "yes")
+	r.Eventf(contract.NodeRef(nodeName), v1.EventTypeWarning, contract.ReasonInvalidAnnotation, "value %q", "yes")
 	r.Stop(10 * time.Second)
 	events, err := client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{})
 	if err != nil || len(events.Items) != 1 {

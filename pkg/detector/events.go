@@ -8,19 +8,11 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/sanitize"
 )
-
-// nodeRef is the involvedObject of the node's events, as the kubelet writes
-// it: `kubectl describe node` finds events by UID = node name. Events of a
-// cluster-scoped object land in namespace default.
-func nodeRef(name string) *v1.ObjectReference {
-	return &v1.ObjectReference{Kind: "Node", Name: name, UID: types.UID(name)}
-}
 
 // eventRecorder is a record.EventRecorder whose Stop waits (for a bounded
 // time) until the events recorded so far reached the API server, so that the

@@ -20,7 +20,7 @@ func TestEventRecorderCleansMessages(t *testing.T) {
 	client := fake.NewClientset()
 	ctx := context.Background()
 	r := newEventRecorder(ctx, fromclientset.New(client), nodeName)
-	r.Event(nodeRef(nodeName), v1.EventTypeNormal, contract.ReasonRebootRequired,
+	r.Event(contract.NodeRef(nodeName), v1.EventTypeNormal, contract.ReasonRebootRequired,
 		"required by evil\x1b[2J\u009b\u202e\xff "+strings.Repeat("p", 3000))
 	r.Stop(10 * time.Second)
 	events, err := client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{})

@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/sentinel"
 )
 
@@ -120,7 +121,7 @@ func (r *reporter) sync(ctx context.Context) time.Duration {
 	r.lastWritten, r.lastUID, r.lastRV = written, node.UID, rv
 	r.reported.Store(true)
 	if eventType, reason, ok := transitionEvent(prev, cond); ok {
-		r.recorder.Event(nodeRef(r.nodeName), eventType, reason, cond.Message)
+		r.recorder.Event(contract.NodeRef(r.nodeName), eventType, reason, cond.Message)
 		logger.Info("Reboot-required condition changed", "status", cond.Status, "reason", cond.Reason, "message", cond.Message)
 	} else {
 		logger.V(4).Info("Condition written", "status", cond.Status, "reason", cond.Reason)
@@ -134,7 +135,7 @@ func (r *reporter) sync(ctx context.Context) time.Duration {
 // behind our own writes). Before our first write (a restart) and when the
 // node was recreated, the cache is the truth.
 func (r *reporter) previous(node *v1.Node) *v1.NodeCondition {
-	cached := findCondition(node, r.condType)
+	cached := contract.Condition(node, r.condType)
 	if r.lastWritten == nil || node.UID != r.lastUID || laterVersion(node.ResourceVersion, r.lastRV) {
 		return cached
 	}
@@ -171,7 +172,7 @@ func (r *reporter) patch(ctx context.Context, cond v1.NodeCondition) (*v1.NodeCo
 	if err != nil {
 		return nil, "", fmt.Errorf("patch nodes/%s/status: %w", r.nodeName, err)
 	}
-	if c := findCondition(node, r.condType); c != nil {
+	if c := contract.Condition(node, r.condType); c != nil {
 		return c.DeepCopy(), node.ResourceVersion, nil
 	}
 	return &cond, node.ResourceVersion, nil

@@ -123,12 +123,6 @@ func New(client kubernetes.Interface, pdbs policylisters.PodDisruptionBudgetList
 	return &Drainer{client: client, pdbs: pdbs, recorder: recorder, clock: clk, opts: opts, nodes: map[string]*nodeState{}}
 }
 
-// NodeRef is the object reference events about a node use. It is the
-// kubelet's (UID = name), so that `kubectl describe node` shows the events.
-func NodeRef(name string) *v1.ObjectReference {
-	return &v1.ObjectReference{Kind: "Node", Name: name, UID: types.UID(name)}
-}
-
 // Forget drops what the Drainer remembers about a node's drain.
 func (d *Drainer) Forget(node string) {
 	d.mu.Lock()
@@ -305,7 +299,7 @@ func (d *Drainer) evict(ctx context.Context, node string, p *v1.Pod, st *nodeSta
 		}
 		if st.warned[p.UID] != why {
 			st.warned[p.UID] = why
-			d.recorder.Eventf(NodeRef(node), v1.EventTypeWarning, contract.ReasonEvictionBlocked,
+			d.recorder.Eventf(contract.NodeRef(node), v1.EventTypeWarning, contract.ReasonEvictionBlocked,
 				"Eviction of pod %s %s (%v); retrying when the budget allows a disruption, at the latest every %s", name, why, err, d.opts.RetryDelay)
 		}
 		klog.FromContext(ctx).V(2).Info("Eviction refused", "node", node, "pod", klog.KObj(p), "budgets", budgets, "err", err)

@@ -237,10 +237,8 @@ func Status(ctx context.Context, client kubernetes.Interface, o Options, w io.Wr
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
 		cond, condSince := "-", time.Time{}
-		for _, c := range n.Status.Conditions {
-			if string(c.Type) == o.ConditionType {
-				cond, condSince = oneLine(string(c.Status), maxField), c.LastTransitionTime.Time
-			}
+		if c := contract.Condition(n, o.ConditionType); c != nil {
+			cond, condSince = oneLine(string(c.Status), maxField), c.LastTransitionTime.Time
 		}
 		if _, ok := n.Annotations[contract.AnnotationRebootRequested]; ok {
 			cond += " (requested)"

@@ -18,12 +18,7 @@ func IsReady(n *v1.Node) bool {
 }
 
 func condition(n *v1.Node, t v1.NodeConditionType) *v1.NodeCondition {
-	for i := range n.Status.Conditions {
-		if n.Status.Conditions[i].Type == t {
-			return &n.Status.Conditions[i]
-		}
-	}
-	return nil
+	return contract.Condition(n, string(t))
 }
 
 // Selected reports whether the node is one the controller may reboot: it
