@@ -227,3 +227,26 @@ func TestBudgetHandlerOnAnInformer(t *testing.T) {
 		t.Fatal("the budget's status update did not requeue the node")
 	}
 }
+
+// TestFailedEvictionRetriedOnTheBudget: an eviction that failed (here: a
+// timeout, as when the API server's budget update keeps conflicting) is
+// tried again on the next status change of the pod's budget, not only
+// after RetryDelay.
+func TestFailedEvictionRetriedOnTheBudget(t *testing.T) {
+	r := newBudgetRig(t, webPDB("10", 0))
+	r.ev.respond = func(string) error { return context.DeadlineExceeded }
+	ctx := context.Background()
+	pods := []*v1.Pod{pod("web-1")}
+	if st := r.d.Pass(ctx, nodeName, pods); !st.RetryAt.Equal(r.clk.Now().Add(5 * time.Second)) {
+		t.Fatalf("retry at %v, want the 5s fallback", st.RetryAt)
+	}
+	r.clk.Step(time.Second)
+	r.status(t, "11", 1)
+	if len(r.requeued) != 1 {
+		t.Fatalf("requeued %v, want the node", r.requeued)
+	}
+	r.ev.respond = nil
+	if st := r.d.Pass(ctx, nodeName, pods); r.attempts != 2 || st.Evicted != 1 {
+		t.Fatalf("%d attempts, status %+v: want the pod evicted on the budget's change", r.attempts, st)
+	}
+}

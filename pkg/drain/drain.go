@@ -339,8 +339,12 @@ func (d *Drainer) budgetVersions(p *v1.Pod) map[string]string {
 }
 
 // refused records a refused or failed eviction and returns when the pod is
-// due again: after RetryDelay, unless a budget that blocked it changes its
-// status to allow a disruption first (BudgetHandler wakes it then). A
+// due again: after RetryDelay, unless a budget that matches it changes its
+// status to allow a disruption first (BudgetHandler wakes it then). An
+// error counts too: the API server's eviction retries its budget update for
+// up to 10 s on conflicts, which a budget that keeps changing can exhaust
+// (the request then times out); the next change of that budget is the
+// moment to try again. A
 // status change that came while the request was on the wire (the cache
 // holds another version than before) wakes it at once, after the minimum
 // spacing. Recording the budgets' versions and the retry time under st.mu
@@ -352,7 +356,7 @@ func (d *Drainer) refused(st *nodeState, p *v1.Pod, result string, before map[st
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	delete(st.waits, p.UID)
-	if result == ResultBlocked {
+	if result == ResultBlocked || result == ResultError {
 		waits := map[string]string{}
 		for _, pdb := range d.matching(p) {
 			key := pdb.Namespace + "/" + pdb.Name
