@@ -176,6 +176,27 @@ func AuthorizedBoot(stateReason string) (string, bool) {
 	return rec, ok && rec != ""
 }
 
+// RequestTime is when a reboot-requested annotation asks for the reboot, for
+// the order of the queue: the RFC 3339 time its value ends with (as
+// `kubectl nodereboot request` writes "kubectl-nodereboot <time>"), never
+// later than now; the zero time when the value names none (such a request
+// goes before every condition, ties broken by the node's name). It depends
+// on the Node alone, so every leader orders the queue the same way.
+func RequestTime(value string, now time.Time) time.Time {
+	fields := strings.Fields(value)
+	if len(fields) == 0 {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, fields[len(fields)-1])
+	if err != nil {
+		return time.Time{}
+	}
+	if t.After(now) {
+		return now
+	}
+	return t
+}
+
 // Event reasons, as `kubectl get events --field-selector reason=...` finds them.
 const (
 	// Detector.

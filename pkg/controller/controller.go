@@ -92,8 +92,6 @@ type Controller struct {
 	// expectations are the nodes this controller took whose take the cache
 	// does not show yet, with their resourceVersion before the take.
 	expectations map[string]string
-	// requestSeen is when a reboot-requested annotation was first seen.
-	requestSeen map[string]time.Time
 	// queued are the nodes announced with RebootQueued.
 	queued map[string]bool
 	// warned is the last warning announced per node while it waits.
@@ -148,7 +146,6 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 			),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodereboot", Clock: clk}),
 		expectations: map[string]string{},
-		requestSeen:  map[string]time.Time{},
 		queued:       map[string]bool{},
 		warned:       map[string]string{},
 		dryRun:       map[string]string{},

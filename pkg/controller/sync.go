@@ -95,7 +95,6 @@ func (c *Controller) forget(node string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.expectations, node)
-	delete(c.requestSeen, node)
 	delete(c.queued, node)
 	delete(c.warned, node)
 	delete(c.dryRun, node)
@@ -107,19 +106,12 @@ func (c *Controller) forget(node string) {
 	delete(c.written, node)
 }
 
-// input builds the decision input for a node, remembering when a
-// reboot-requested annotation was first seen.
+// input builds the decision input for a node: the node, its slot, and the
+// reboot conditions seen written after its last reboot.
 func (c *Controller) input(n *v1.Node) decide.Input {
 	now := c.clock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := n.Annotations[contract.AnnotationRebootRequested]; ok {
-		if _, seen := c.requestSeen[n.Name]; !seen {
-			c.requestSeen[n.Name] = now
-		}
-	} else {
-		delete(c.requestSeen, n.Name)
-	}
 	var fresh map[string]bool
 	if f := c.fresh[n.Name]; len(f) > 0 {
 		fresh = make(map[string]bool, len(f))
@@ -127,7 +119,7 @@ func (c *Controller) input(n *v1.Node) decide.Input {
 			fresh[t] = true
 		}
 	}
-	return decide.Input{Node: n, Config: &c.cfg.Decide, Now: now, RequestSeen: c.requestSeen[n.Name], Fresh: fresh, Slot: c.slotOf(n)}
+	return decide.Input{Node: n, Config: &c.cfg.Decide, Now: now, Fresh: fresh, Slot: c.slotOf(n)}
 }
 
 // execute carries out an action on a node.

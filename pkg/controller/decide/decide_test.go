@@ -111,7 +111,6 @@ func TestNode(t *testing.T) {
 		name  string
 		node  *v1.Node
 		cfg   *Config
-		seen  time.Time
 		drain *DrainStatus
 		fresh map[string]bool
 		want  want
@@ -137,13 +136,17 @@ func TestNode(t *testing.T) {
 		{name: "condition exactly min age old queues", node: node(required(ago(5 * time.Minute))),
 			cfg:  withCfg(func(c *Config) { c.ConditionMinAge = 5 * time.Minute }),
 			want: want{kind: Queue, reqTime: ago(5 * time.Minute)}},
-		{name: "annotation request ignores min age and uses first-seen time", node: node(required(ago(time.Minute)), ann(contract.AnnotationRebootRequested, "yes")),
-			cfg: withCfg(func(c *Config) { c.ConditionMinAge = 5 * time.Minute }), seen: ago(2 * time.Minute),
+		{name: "annotation request ignores min age and uses the time it names", node: node(required(ago(time.Minute)),
+			ann(contract.AnnotationRebootRequested, "kubectl-nodereboot "+ts(ago(2*time.Minute)))),
+			cfg:  withCfg(func(c *Config) { c.ConditionMinAge = 5 * time.Minute }),
 			want: want{kind: Queue, reqTime: ago(2 * time.Minute)}},
-		{name: "annotation request never seen before counts from now", node: node(ann(contract.AnnotationRebootRequested, "")),
+		{name: "annotation request without a time goes first", node: node(ann(contract.AnnotationRebootRequested, "")),
+			want: want{kind: Queue, reqTime: time.Time{}}},
+		{name: "annotation request from the future counts from now", node: node(ann(contract.AnnotationRebootRequested, ts(now.Add(time.Hour)))),
 			want: want{kind: Queue, reqTime: now}},
-		{name: "annotation and older condition: the older time", node: node(required(ago(time.Hour)), ann(contract.AnnotationRebootRequested, "yes")),
-			seen: ago(time.Minute), want: want{kind: Queue, reqTime: ago(time.Hour)}},
+		{name: "annotation and older condition: the older time", node: node(required(ago(time.Hour)),
+			ann(contract.AnnotationRebootRequested, "me "+ts(ago(time.Minute)))),
+			want: want{kind: Queue, reqTime: ago(time.Hour)}},
 		{name: "disabled label", node: node(required(ago(time.Hour)), label(contract.LabelDisabled, "true")), want: want{kind: Nothing}},
 		{name: "disabled label other value is not disabled", node: node(required(ago(time.Hour)), label(contract.LabelDisabled, "false")),
 			want: want{kind: Queue, reqTime: ago(time.Hour)}},
@@ -185,7 +188,6 @@ func TestNode(t *testing.T) {
 			want:  want{kind: Wait, reason: contract.ReasonRebootTooSoon, until: now.Add(50 * time.Minute)}},
 		{name: "stale condition but a manual request: RebootRequiredAgain (the request counts)",
 			node: node(required(ago(2*time.Hour)), ann(contract.AnnotationRebootRequested, "x"), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
-			seen: ago(time.Minute),
 			want: want{kind: Wait, reason: contract.ReasonRebootTooSoon, until: now.Add(50 * time.Minute)}},
 		{name: "stale condition and a younger-than-min-age fresh one: waits for the fresh one",
 			node: node(required(ago(2*time.Hour)), cond("B", v1.ConditionTrue, ago(time.Minute)), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
@@ -397,7 +399,7 @@ func TestNode(t *testing.T) {
 			if c == nil {
 				c = &cfg0
 			}
-			got := Node(held(Input{Node: tc.node, Config: c, Now: now, RequestSeen: tc.seen, Drain: tc.drain, Fresh: tc.fresh}))
+			got := Node(held(Input{Node: tc.node, Config: c, Now: now, Drain: tc.drain, Fresh: tc.fresh}))
 			w := tc.want
 			if got.Kind != w.kind {
 				t.Fatalf("kind = %s, want %s (action: %v)", got.Kind, w.kind, got)

@@ -47,12 +47,9 @@ func Stale(c *v1.NodeCondition, lastReboot time.Time) bool {
 // True conditions ignored because they were written before the last reboot.
 func request(in Input) (requested bool, since time.Time, oldEnoughAt time.Time, stale int) {
 	n, cfg := in.Node, in.Config
-	if _, ok := n.Annotations[contract.AnnotationRebootRequested]; ok {
+	if v, ok := n.Annotations[contract.AnnotationRebootRequested]; ok {
 		requested = true
-		since = in.RequestSeen
-		if since.IsZero() {
-			since = in.Now
-		}
+		since = contract.RequestTime(v, in.Now)
 	}
 	last, rebooted := lastReboot(n)
 	for _, t := range cfg.Conditions {
@@ -179,5 +176,9 @@ func queueOrWait(in Input) Action {
 			}
 		}
 	}
-	return Action{Kind: Queue, RequestTime: since, Message: "reboot requested since " + contract.FormatTime(since)}
+	msg := "reboot requested since " + contract.FormatTime(since)
+	if since.IsZero() {
+		msg = "reboot requested by " + contract.AnnotationRebootRequested + " without a time: first in the queue"
+	}
+	return Action{Kind: Queue, RequestTime: since, Message: msg}
 }

@@ -208,10 +208,6 @@ type Input struct {
 	Node   *v1.Node
 	Config *Config
 	Now    time.Time
-	// RequestSeen is when the controller first saw the node's
-	// reboot-requested annotation (zero: now). The annotation carries no
-	// time of its own, so this orders manual requests in the queue.
-	RequestSeen time.Time
 	// Drain is the result of a drain pass that just ran on this node; nil
 	// when none ran.
 	Drain *DrainStatus
