@@ -3,7 +3,8 @@
 # built by mmdebstrap from this machine's own apt sources, given on standard
 # input so that no mirror's address is written here. Cached: OUT is
 # _output/vm/base-<hash of this file>; nothing is done when it exists.
-# About a minute and 700 MB; the kernel and initrd are in OUT/boot.
+# One to seven minutes (machine's load) and about 630 MB; the kernel and
+# initrd are in OUT/boot.
 set -euo pipefail
 out=$1
 [ -e "$out/.done" ] && exit 0
@@ -11,6 +12,7 @@ command -v mmdebstrap >/dev/null || { echo "base.sh: mmdebstrap missing (apt-get
 src=/etc/apt/sources.list.d/debian.sources
 [ -r "$src" ] || src=/etc/apt/sources.list
 rm -rf "$out" "$out.tmp"
+mkdir -p "$(dirname "$out")"
 # systemd, logind and D-Bus (all three reboot methods), the kernel, what
 # containerd, runc and the CNI bridge need (iptables, kmod, iproute2,
 # conntrack, libseccomp2), nothing else.
