@@ -257,6 +257,7 @@ func (c *Controller) take(ctx context.Context, n *v1.Node) error {
 	// From here on the take may land: the node counts as out and keeps
 	// its slot until the cache shows a newer version of it.
 	c.expect(n)
+	c.rememberTake(n)
 	// The slot first: a take the record does not show never happens, so
 	// every node this controller puts out is counted, by it and by the
 	// next leader, before the node is written.

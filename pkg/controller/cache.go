@@ -6,6 +6,7 @@ package controller
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -115,15 +116,6 @@ func (c *Controller) unexpect(node string) {
 	delete(c.expectations, node)
 }
 
-// expected reports whether a take of this controller may still land on the
-// node: the cache still shows the version it was taken from.
-func (c *Controller) expected(n *v1.Node) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rv, ok := c.expectations[n.Name]
-	return ok && rv == n.ResourceVersion
-}
-
 // wrote remembers the version of the controller's write to a node (so that
 // the node is not decided again on an older one), and, for MarkRebooted,
 // from which version on the reboot conditions are about the new boot.
@@ -165,4 +157,38 @@ func (c *Controller) pendingTakes(nodes []*v1.Node) map[string]bool {
 		out[name] = true
 	}
 	return out
+}
+
+// rememberTake records the version a take is decided on (see takenFrom).
+func (c *Controller) rememberTake(n *v1.Node) {
+	rv, parsed := contract.ResourceVersionOrder(n.ResourceVersion)
+	if !parsed {
+		rv = math.MaxUint64
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.takenFrom[n.Name] = rv
+}
+
+// forgetTake drops the take's version once its slot is given back.
+func (c *Controller) forgetTake(node string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.takenFrom, node)
+}
+
+// pastTake reports whether n is a version of the node later than the one
+// this controller took it from (true when it took it in no earlier pass of
+// this term): only such a version can show the node out of the pipeline.
+// Resource versions are compared as etcd revisions; the version of one
+// object only grows.
+func (c *Controller) pastTake(n *v1.Node) bool {
+	c.mu.Lock()
+	from, ok := c.takenFrom[n.Name]
+	c.mu.Unlock()
+	if !ok {
+		return true
+	}
+	rv, parsed := contract.ResourceVersionOrder(n.ResourceVersion)
+	return parsed && rv > from
 }

@@ -92,6 +92,12 @@ type Controller struct {
 	// expectations are the nodes this controller took whose take the cache
 	// does not show yet, with their resourceVersion before the take.
 	expectations map[string]string
+	// takenFrom is, per node this controller took and whose slot it still
+	// holds, the resourceVersion the take was decided on. Only a version of
+	// the node newer than it can show that the node left the pipeline: an
+	// object read before the take (a worker's, while the take lands) never
+	// releases the slot. math.MaxUint64 when it did not parse.
+	takenFrom map[string]uint64
 	// queued are the nodes announced with RebootQueued.
 	queued map[string]bool
 	// warned is the last warning announced per node while it waits.
@@ -146,6 +152,7 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 			),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodereboot", Clock: clk}),
 		expectations: map[string]string{},
+		takenFrom:    map[string]uint64{},
 		queued:       map[string]bool{},
 		warned:       map[string]string{},
 		dryRun:       map[string]string{},

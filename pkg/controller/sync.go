@@ -43,9 +43,10 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 		return nil
 	}
 	in := c.input(n)
-	if in.Slot != nil && !decide.KeepsSlot(in) && !c.expected(n) {
-		// Out of the pipeline (the cache shows it, and no take of ours
-		// can still land): give the slot back.
+	if in.Slot != nil && !decide.KeepsSlot(in) && c.pastTake(n) {
+		// Out of the pipeline, as a version of the node later than the
+		// one it was taken from shows (an object read before the take
+		// may be handled here while the take lands): give the slot back.
 		if err := c.releaseSlot(ctx, n.Name); err != nil {
 			return err
 		}
@@ -95,6 +96,7 @@ func (c *Controller) forget(node string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.expectations, node)
+	delete(c.takenFrom, node)
 	delete(c.queued, node)
 	delete(c.warned, node)
 	delete(c.dryRun, node)

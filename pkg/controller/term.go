@@ -116,6 +116,7 @@ func (c *Controller) releaseSlot(ctx context.Context, node string) error {
 	if err := c.slotWritten(c.slots.Release(ctx, node)); err != nil {
 		return err
 	}
+	c.forgetTake(node)
 	klog.FromContext(ctx).V(2).Info("Slot released", "node", node)
 	c.queue.Add(admissionKey)
 	return nil

@@ -11,7 +11,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2/ktesting"
+	"k8s.io/utils/clock"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
@@ -127,5 +131,50 @@ func TestFirstStartAdoptsAtMostMaxConcurrent(t *testing.T) {
 	}
 	if len(cm.Data) != 1 || cm.Data["n1"] == "" {
 		t.Fatalf("slots %v, want n1 alone (the longest in the pipeline)", cm.Data)
+	}
+}
+
+// A worker may hold a version of a node read before the controller took
+// it while the take lands and the informer reports it. That stale, idle
+// version must not give the slot back: the controller would then take its
+// own take for a forged state and reset it, leaving the node cordoned
+// (found by the fault suite, leader-killed-mid-drain: I4). The informer's
+// cache is seeded and the handler called directly, as sample-controller's
+// tests do.
+func TestStaleVersionAfterTheTakeKeepsTheSlot(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFakeAPI(t, testNode("n1", true))
+	c := New(f, record.NewFakeRecorder(100), clock.RealClock{}, testConfig(1), NewMetrics(prometheus.NewRegistry()))
+	if _, err := c.slots.Acquire(ctx, time.Now(), func() []string { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+	indexer := c.factory.Core().V1().Nodes().Informer().GetIndexer()
+	if err := indexer.Add(before); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.take(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	taken, _ := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+	c.observe(taken) // the informer saw the take; the cache still holds the older version
+	if err := c.syncHandler(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, held := c.slots.Get("n1"); !held {
+		t.Fatal("the slot was given back on a version read before the take")
+	}
+	if n, _ := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{}); n.Annotations[contract.AnnotationState] != string(contract.StateDraining) {
+		t.Fatalf("the take was undone: %v", n.Annotations)
+	}
+	// The cache catches up: the take is seen, the slot kept.
+	if err := indexer.Update(taken); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.syncHandler(ctx, "n1"); err != nil && !apierrors.IsConflict(err) {
+		t.Fatal(err)
+	}
+	if _, held := c.slots.Get("n1"); !held {
+		t.Fatal("the slot was given back while the node is Draining")
 	}
 }
