@@ -197,6 +197,43 @@ func RequestTime(value string, now time.Time) time.Time {
 	return t
 }
 
+// conditionBootPrefix and conditionBootSuffix frame the boot ID the
+// detector names at the end of its condition's message.
+const (
+	conditionBootPrefix = " (boot ID "
+	conditionBootSuffix = ")"
+)
+
+// ConditionMessage is the detector's condition message: the observation,
+// then the boot it was observed in. The controller reads the boot back
+// (ConditionBoot) to tell, exactly and from the Node alone, a condition
+// about the current boot from one left over from before a reboot.
+func ConditionMessage(observation, boot string) string {
+	if boot == "" {
+		return observation
+	}
+	return observation + conditionBootPrefix + boot + conditionBootSuffix
+}
+
+// ConditionBoot returns the boot ID a condition message ends with, if it
+// names one (messages of other writers, such as node-problem-detector, do
+// not).
+func ConditionBoot(message string) (string, bool) {
+	rest, ok := strings.CutSuffix(message, conditionBootSuffix)
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndex(rest, conditionBootPrefix)
+	if i < 0 {
+		return "", false
+	}
+	boot := rest[i+len(conditionBootPrefix):]
+	if boot == "" || strings.ContainsAny(boot, " ()") {
+		return "", false
+	}
+	return boot, true
+}
+
 // Event reasons, as `kubectl get events --field-selector reason=...` finds them.
 const (
 	// Detector.

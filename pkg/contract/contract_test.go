@@ -36,3 +36,19 @@ func TestTimeRoundTrip(t *testing.T) {
 		t.Fatal("ParseTime accepted garbage")
 	}
 }
+
+func TestConditionBootRoundTrip(t *testing.T) {
+	const boot = "0f3c9a52-5d64-4b8e-9a51-0c2b7f6a1e01"
+	msg := ConditionMessage("Sentinel /var/run/reboot-required is present", boot)
+	if got, ok := ConditionBoot(msg); !ok || got != boot {
+		t.Fatalf("ConditionBoot(%q) = %q, %v", msg, got, ok)
+	}
+	for _, m := range []string{"", "Sentinel is present", "x (boot ID )", "x (boot ID a b)", "(boot ID x", "NPD: kernel (boot ID in words here) says so"} {
+		if got, ok := ConditionBoot(m); ok {
+			t.Errorf("ConditionBoot(%q) = %q: a boot where none is named", m, got)
+		}
+	}
+	if ConditionMessage("m", "") != "m" {
+		t.Error("an empty boot changed the message")
+	}
+}

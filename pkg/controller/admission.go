@@ -294,8 +294,6 @@ func (c *Controller) take(ctx context.Context, n *v1.Node) error {
 	delete(c.queued, n.Name)
 	delete(c.podBlocks, n.Name)
 	delete(c.nodeBlocked, n.Name)
-	delete(c.rebootRV, n.Name)
-	delete(c.fresh, n.Name)
 	c.mu.Unlock()
 	c.queue.Add(n.Name)
 	return nil

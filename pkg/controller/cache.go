@@ -44,41 +44,6 @@ func (c *Controller) behindOwnWrite(n *v1.Node) bool {
 	return false
 }
 
-// observeConditions records the reboot conditions written in a version of
-// the node later than the one that marked it Rebooted: they are about the
-// new boot. Resource versions are opaque, but the API server's are etcd
-// revisions; when they do not parse as integers nothing is recorded and the
-// conditions' timestamps decide (decide.Stale).
-func (c *Controller) observeConditions(o, n *v1.Node) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	base, ok := c.rebootRV[n.Name]
-	if !ok {
-		return
-	}
-	rv, parsed := contract.ResourceVersionOrder(n.ResourceVersion)
-	if !parsed || rv <= base {
-		return
-	}
-	for _, t := range c.cfg.Decide.Conditions {
-		if conditionOf(o, t) != conditionOf(n, t) {
-			if c.fresh[n.Name] == nil {
-				c.fresh[n.Name] = map[string]bool{}
-			}
-			c.fresh[n.Name][t] = true
-		}
-	}
-}
-
-// conditionOf returns the node's condition of type t (zero if none), to
-// compare versions of it.
-func conditionOf(n *v1.Node, t string) v1.NodeCondition {
-	if c := contract.Condition(n, t); c != nil {
-		return *c
-	}
-	return v1.NodeCondition{}
-}
-
 // fingerprint is what admission depends on for one node: a change of it
 // runs an admission pass; other changes (heartbeats) do not.
 func fingerprint(n *v1.Node, cfg *decide.Config) string {
@@ -116,25 +81,14 @@ func (c *Controller) unexpect(node string) {
 	delete(c.expectations, node)
 }
 
-// wrote remembers the version of the controller's write to a node (so that
-// the node is not decided again on an older one), and, for MarkRebooted,
-// from which version on the reboot conditions are about the new boot.
-func (c *Controller) wrote(node string, kind decide.Kind, written *v1.Node) {
+// wrote remembers the version of the controller's write to a node, so that
+// the node is not decided again on an older one.
+func (c *Controller) wrote(node string, written *v1.Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.warned, node)
-	rv, parsed := contract.ResourceVersionOrder(written.ResourceVersion)
-	if parsed {
+	if rv, parsed := contract.ResourceVersionOrder(written.ResourceVersion); parsed {
 		c.written[node] = rv
-	}
-	if kind == decide.MarkRebooted {
-		// Conditions written after this version are about the new boot.
-		delete(c.fresh, node)
-		if parsed {
-			c.rebootRV[node] = rv
-		} else {
-			delete(c.rebootRV, node)
-		}
 	}
 }
 

@@ -106,11 +106,6 @@ type Controller struct {
 	blocked string
 	// dryRun is the last decision announced per node in dry-run mode.
 	dryRun map[string]string
-	// rebootRV is, per node, the resourceVersion of the write that marked
-	// it Rebooted (when the new boot was seen); fresh names the reboot
-	// conditions seen written in a later version (decide.Input.Fresh).
-	rebootRV map[string]uint64
-	fresh    map[string]map[string]bool
 	// written is, per node, the resourceVersion of the controller's last
 	// write to it, until the cache shows it.
 	written map[string]uint64
@@ -156,8 +151,6 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 		queued:       map[string]bool{},
 		warned:       map[string]string{},
 		dryRun:       map[string]string{},
-		rebootRV:     map[string]uint64{},
-		fresh:        map[string]map[string]bool{},
 		podBlocks:    map[string]decide.Block{},
 		written:      map[string]uint64{},
 		authBlocks:   map[string]string{},
@@ -213,7 +206,6 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 				return
 			}
 			c.observe(n)
-			c.observeConditions(o, n)
 			c.queue.Add(n.Name)
 			if fingerprint(o, &c.cfg.Decide) != fingerprint(n, &c.cfg.Decide) {
 				c.queue.Add(admissionKey)

@@ -621,10 +621,11 @@ func TestStaleConditionAfterRebootIsIgnored(t *testing.T) {
 }
 
 // The timestamps of a condition cannot tell a write in the same second as
-// the reboot from one before it; the controller saw the writes, though: a
-// condition that went False after the reboot and True again (with the very
-// same timestamps as before the reboot) counts.
-func TestConditionSeenWrittenAfterRebootCounts(t *testing.T) {
+// the reboot from one before it; the boot the detector's condition names
+// can: a condition that went False after the reboot and True again (with
+// the very same timestamps as before the reboot) counts, because it names
+// the new boot.
+func TestConditionNamingTheNewBootCounts(t *testing.T) {
 	n := testNode("n1", true)
 	hb := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
 	n.Status.Conditions[1].LastHeartbeatTime, n.Status.Conditions[1].LastTransitionTime = hb, hb
@@ -645,6 +646,9 @@ func TestConditionSeenWrittenAfterRebootCounts(t *testing.T) {
 		}
 		cur = cur.DeepCopy()
 		cur.Status.Conditions[1].Status = st
+		// As the detector writes it: naming the boot it was observed in
+		// (the timestamps stay an hour old: they do not decide).
+		cur.Status.Conditions[1].Message = contract.ConditionMessage("present", cur.Status.NodeInfo.BootID)
 		if _, err := f.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}

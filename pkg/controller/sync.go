@@ -100,28 +100,15 @@ func (c *Controller) forget(node string) {
 	delete(c.queued, node)
 	delete(c.warned, node)
 	delete(c.dryRun, node)
-	delete(c.rebootRV, node)
-	delete(c.fresh, node)
 	delete(c.podBlocks, node)
 	delete(c.nodeBlocked, node)
 	delete(c.authBlocks, node)
 	delete(c.written, node)
 }
 
-// input builds the decision input for a node: the node, its slot, and the
-// reboot conditions seen written after its last reboot.
+// input builds the decision input for a node: the node and its slot.
 func (c *Controller) input(n *v1.Node) decide.Input {
-	now := c.clock.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var fresh map[string]bool
-	if f := c.fresh[n.Name]; len(f) > 0 {
-		fresh = make(map[string]bool, len(f))
-		for t := range f {
-			fresh[t] = true
-		}
-	}
-	return decide.Input{Node: n, Config: &c.cfg.Decide, Now: now, Fresh: fresh, Slot: c.slotOf(n)}
+	return decide.Input{Node: n, Config: &c.cfg.Decide, Now: c.clock.Now(), Slot: c.slotOf(n)}
 }
 
 // execute carries out an action on a node.
@@ -166,7 +153,7 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 			return err
 		}
 	}
-	c.wrote(n.Name, a.Kind, written)
+	c.wrote(n.Name, written)
 	c.announceWritten(n.Name, a)
 	return nil
 }

@@ -232,7 +232,7 @@ func (d *Detector) Run(ctx context.Context) error {
 	var r *reporter
 	if d.cfg.Detection {
 		r = &reporter{
-			client: d.cfg.Client, lister: lister, nodeName: d.cfg.NodeName, condType: d.cfg.ConditionType,
+			client: d.cfg.Client, lister: lister, nodeName: d.cfg.NodeName, bootID: d.bootID, condType: d.cfg.ConditionType,
 			heartbeat: d.cfg.HeartbeatPeriod, clock: d.cfg.Clock, recorder: recorder, metrics: d.metrics,
 			retry: d.cfg.WriteBackoff, wake: make(chan struct{}, 1),
 		}

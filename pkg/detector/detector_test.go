@@ -363,7 +363,7 @@ func TestConditionTransitionsAndEvents(t *testing.T) {
 
 	h.source.obs <- present
 	c := h.waitCondition(v1.ConditionTrue)
-	if c.Reason != sentinel.ReasonSentinelPresent || c.Message != present.Message {
+	if c.Reason != sentinel.ReasonSentinelPresent || c.Message != contract.ConditionMessage(present.Message, bootA) {
 		t.Fatalf("condition %+v", c)
 	}
 	h.expectEvent("Normal RebootRequired " + present.Message)
@@ -483,7 +483,7 @@ func TestRestartKeepsTransitionTime(t *testing.T) {
 	changed.Message += "; required by libc6"
 	h.source.obs <- changed
 	h.waitNode("the changed message", func(n *v1.Node) bool {
-		return contract.Condition(n, contract.DefaultConditionType).Message == changed.Message
+		return contract.Condition(n, contract.DefaultConditionType).Message == contract.ConditionMessage(changed.Message, bootA)
 	})
 	if n := h.statusPatches(); n != 2 {
 		t.Fatalf("%d writes, want 2: one with a fresh heartbeat after the start, one for the changed message", n)

@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/sanitize"
 	"github.com/nodereboot/nodereboot/pkg/sentinel"
 )
 
@@ -30,6 +31,7 @@ type reporter struct {
 	client    Client
 	lister    corelisters.NodeLister
 	nodeName  string
+	bootID    string
 	condType  string
 	heartbeat time.Duration
 	clock     clock.WithTicker
@@ -104,7 +106,12 @@ func (r *reporter) sync(ctx context.Context) time.Duration {
 	now := r.clock.Now()
 	// Until this process wrote the condition once, it writes it even when
 	// it is unchanged (a fresh heartbeat after every start).
-	cond, write := nextCondition(prev, r.condType, *obs, now, r.heartbeat, r.lastWritten == nil)
+	// The message names the boot it was observed in, within the cap:
+	// the controller reads it to tell a condition about this boot from
+	// one left over from before a reboot.
+	o := *obs
+	o.Message = contract.ConditionMessage(sanitize.Line(o.Message, sanitize.MaxMessage-64), r.bootID)
+	cond, write := nextCondition(prev, r.condType, o, now, r.heartbeat, r.lastWritten == nil)
 	if !write {
 		r.reported.Store(true)
 		return untilHeartbeat(prev, now, r.heartbeat)

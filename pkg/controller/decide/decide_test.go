@@ -64,6 +64,17 @@ func cond(t string, s v1.ConditionStatus, since time.Time) nodeOpt {
 	}
 }
 
+// message sets the message of condition t.
+func message(t, m string) nodeOpt {
+	return func(n *v1.Node) {
+		for i := range n.Status.Conditions {
+			if string(n.Status.Conditions[i].Type) == t {
+				n.Status.Conditions[i].Message = m
+			}
+		}
+	}
+}
+
 // heartbeat sets the lastHeartbeatTime of condition t.
 func heartbeat(t string, at time.Time) nodeOpt {
 	return func(n *v1.Node) {
@@ -112,7 +123,6 @@ func TestNode(t *testing.T) {
 		node  *v1.Node
 		cfg   *Config
 		drain *DrainStatus
-		fresh map[string]bool
 		want  want
 	}{
 		// --- idle nodes
@@ -182,10 +192,18 @@ func TestNode(t *testing.T) {
 			node: node(required(ago(time.Hour)), heartbeat(contract.DefaultConditionType, ago(10*time.Minute).Add(time.Second)), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
 			cfg:  withCfg(func(c *Config) { c.MinRebootInterval = 0 }),
 			want: want{kind: Queue, reqTime: ago(time.Hour)}},
-		{name: "condition seen written after the reboot counts whatever its timestamps",
-			node:  node(required(ago(time.Hour)), heartbeat(contract.DefaultConditionType, ago(time.Hour)), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
-			fresh: map[string]bool{contract.DefaultConditionType: true},
-			want:  want{kind: Wait, reason: contract.ReasonRebootTooSoon, until: now.Add(50 * time.Minute)}},
+		{name: "condition naming the current boot counts whatever its timestamps",
+			node: node(required(ago(time.Hour)), heartbeat(contract.DefaultConditionType, ago(time.Hour)),
+				message(contract.DefaultConditionType, contract.ConditionMessage("present", "boot-1")), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
+			want: want{kind: Wait, reason: contract.ReasonRebootTooSoon, until: now.Add(50 * time.Minute)}},
+		{name: "condition naming an earlier boot is stale whatever its timestamps",
+			node: node(required(ago(time.Hour)), heartbeat(contract.DefaultConditionType, ago(time.Minute)),
+				message(contract.DefaultConditionType, contract.ConditionMessage("present", "boot-0")), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
+			cfg:  withCfg(func(c *Config) { c.MinRebootInterval = 0 }),
+			want: want{kind: Nothing}},
+		{name: "condition naming an earlier boot, no reboot recorded: stale all the same",
+			node: node(required(ago(time.Hour)), message(contract.DefaultConditionType, contract.ConditionMessage("present", "boot-0"))),
+			want: want{kind: Nothing}},
 		{name: "stale condition but a manual request: RebootRequiredAgain (the request counts)",
 			node: node(required(ago(2*time.Hour)), ann(contract.AnnotationRebootRequested, "x"), ann(contract.AnnotationLastReboot, ts(ago(10*time.Minute)))),
 			want: want{kind: Wait, reason: contract.ReasonRebootTooSoon, until: now.Add(50 * time.Minute)}},
@@ -399,7 +417,7 @@ func TestNode(t *testing.T) {
 			if c == nil {
 				c = &cfg0
 			}
-			got := Node(held(Input{Node: tc.node, Config: c, Now: now, Drain: tc.drain, Fresh: tc.fresh}))
+			got := Node(held(Input{Node: tc.node, Config: c, Now: now, Drain: tc.drain}))
 			w := tc.want
 			if got.Kind != w.kind {
 				t.Fatalf("kind = %s, want %s (action: %v)", got.Kind, w.kind, got)

@@ -30,8 +30,9 @@ import (
 // fresh: that leads to a RebootRequiredAgain warning, and the
 // --min-reboot-interval still applies, so never to a reboot sooner.
 //
-// The controller does not depend on this alone: a condition it saw written
-// after it saw the new boot counts whatever its timestamps (Input.Fresh).
+// The detector's conditions do not depend on this: they name the boot they
+// were observed in (see stale); Stale decides for other writers (such as
+// node-problem-detector).
 func Stale(c *v1.NodeCondition, lastReboot time.Time) bool {
 	written := c.LastHeartbeatTime.Time
 	if c.LastTransitionTime.After(written) {
@@ -57,7 +58,7 @@ func request(in Input) (requested bool, since time.Time, oldEnoughAt time.Time, 
 		if c == nil || c.Status != v1.ConditionTrue {
 			continue
 		}
-		if rebooted && !in.Fresh[t] && Stale(c, last) {
+		if conditionStale(c, n, rebooted, last) {
 			stale++
 			continue
 		}
@@ -181,4 +182,17 @@ func queueOrWait(in Input) Action {
 		msg = "reboot requested by " + contract.AnnotationRebootRequested + " without a time: first in the queue"
 	}
 	return Action{Kind: Queue, RequestTime: since, Message: msg}
+}
+
+// conditionStale reports whether a True reboot condition says nothing about the
+// node's current boot. A condition that names its boot (the detector's,
+// contract.ConditionBoot) is stale exactly when that is not the current
+// boot; for one that names none, its timestamps decide against the last
+// reboot (Stale). Both are read from the Node alone, so every leader
+// decides alike.
+func conditionStale(c *v1.NodeCondition, n *v1.Node, rebooted bool, lastReboot time.Time) bool {
+	if boot, ok := contract.ConditionBoot(c.Message); ok {
+		return boot != n.Status.NodeInfo.BootID
+	}
+	return rebooted && Stale(c, lastReboot)
 }

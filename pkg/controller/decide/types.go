@@ -219,11 +219,6 @@ type Input struct {
 	// node with controller annotations but no slot was not put out by the
 	// controller: its annotations are removed, never acted on.
 	Slot *Slot
-	// Fresh names the reboot conditions the controller saw written (any
-	// field changed) after it saw the node's new boot: they count even
-	// when their timestamps cannot tell (see Stale). It is kept in memory
-	// only; after a failover the timestamps decide alone.
-	Fresh map[string]bool
 }
 
 // Reasons for Wait actions that are not in the contract. They are event
