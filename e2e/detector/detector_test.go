@@ -231,7 +231,9 @@ func TestDetector(t *testing.T) {
 		}
 		n, err := c.WaitForNode(ctx, node, func(n *corev1.Node) bool {
 			cond := condition(n)
-			return cond != nil && cond.Status == corev1.ConditionTrue && strings.HasSuffix(cond.Message, "required by linux-image-6.1.0-30-amd64, libc6")
+			// The observation, then the boot it was observed in.
+			return cond != nil && cond.Status == corev1.ConditionTrue &&
+				strings.HasSuffix(cond.Message, contract.ConditionMessage("required by linux-image-6.1.0-30-amd64, libc6", sim.BootID()))
 		})
 		if err != nil {
 			t.Fatal(err)
