@@ -16,17 +16,17 @@ import (
 // 2026-11-25.json, was replaced by 2026-12-01.json.
 var handEdited = map[string]bool{}
 
-// otherWriters are the suffixes of results files that another program
+// otherWriters are the name parts of results files that another program
 // writes into bench/results, in its own format; that program's tests
-// check them.
+// check them. e2e/realnode names its files <date>-realnode[-<commit>].json.
 var otherWriters = map[string]string{
-	"-realnode.json": "e2e/realnode's TestRealNode (JSON lines of its own type)",
+	"-realnode": "e2e/realnode's TestRealNode (JSON lines of its own type)",
 }
 
 // writtenByOther names the program that writes the file, "" for bench.
 func writtenByOther(name string) string {
-	for suffix, writer := range otherWriters {
-		if strings.HasSuffix(name, suffix) {
+	for part, writer := range otherWriters {
+		if strings.Contains(name, part) {
 			return writer
 		}
 	}
