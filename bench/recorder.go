@@ -9,12 +9,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/nodereboot/nodereboot/e2e/framework"
 	"github.com/nodereboot/nodereboot/pkg/contract"
 )
 
@@ -82,29 +80,13 @@ func startRecorder(ctx context.Context, client kubernetes.Interface) (*recorder,
 // listWatch lists and watches Nodes; every list after the first is a
 // relist, after which a node's versions in between may have been missed.
 func (r *recorder) listWatch(client kubernetes.Interface) *cache.ListWatch {
-	nodes := client.CoreV1().Nodes()
-	lists := 0
-	relist := func() {
+	return framework.RelistingNodeListWatch(client, func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if lists++; lists > 1 {
-			for name := range r.last {
-				r.gap[name] = true
-			}
+		for name := range r.last {
+			r.gap[name] = true
 		}
-	}
-	return &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			relist()
-			return nodes.List(ctx, opts)
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			if opts.SendInitialEvents != nil && *opts.SendInitialEvents {
-				relist()
-			}
-			return nodes.Watch(ctx, opts)
-		},
-	}
+	})
 }
 
 func conditionStatus(n *corev1.Node) corev1.ConditionStatus {

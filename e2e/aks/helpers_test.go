@@ -2,9 +2,7 @@ package aks
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -26,7 +23,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	watchtools "k8s.io/client-go/tools/watch"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
 	"github.com/nodereboot/nodereboot/e2e/framework"
@@ -339,24 +335,12 @@ func spread(ctx context.Context, c *framework.Cluster, ns, name string, replicas
 	return err
 }
 
-// newFlagSet is a binary's flag set with klog's flags, as the binaries
-// parse them.
-func newFlagSet(name string, add func(*pflag.FlagSet)) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	add(fs)
-	gfs := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(gfs)
-	fs.AddGoFlagSet(gfs)
-	return fs
-}
-
 // parseDetector parses and validates a detector's args with its own flags.
 func parseDetector(t *testing.T, args []string) *dopts.Options {
 	t.Helper()
 	o := dopts.New()
 	o.NodeName = "aks-nodepool1-12345678-vmss000000"
-	fs := newFlagSet("nodereboot-detector", o.AddFlags)
+	fs := framework.BinaryFlagSet("nodereboot-detector", o.AddFlags)
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		t.Fatalf("detector args %q: %v %q", args, err, fs.Args())
 	}
@@ -375,7 +359,7 @@ func parseController(t *testing.T, args []string) *copts.Options {
 		}
 		return ""
 	})
-	fs := newFlagSet("nodereboot-controller", o.AddFlags)
+	fs := framework.BinaryFlagSet("nodereboot-controller", o.AddFlags)
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		t.Fatalf("controller args %q: %v %q", args, err, fs.Args())
 	}

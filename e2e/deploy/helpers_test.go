@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +19,6 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/klog/v2"
 
 	"github.com/nodereboot/nodereboot/e2e/framework"
 	copts "github.com/nodereboot/nodereboot/pkg/controller/options"
@@ -313,18 +311,6 @@ func stringList(t testing.TB, m map[string]any, field string) []string {
 	return v
 }
 
-// newFlagSet is a binary's command line as its main builds it: its options'
-// flags and klog's.
-func newFlagSet(name string, add func(*pflag.FlagSet)) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	add(fs)
-	gfs := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(gfs)
-	fs.AddGoFlagSet(gfs)
-	return fs
-}
-
 // testNode is $NODE_NAME in the parsed detector options.
 const testNode = "node-x"
 
@@ -354,7 +340,7 @@ func controllerOptions() *copts.Options {
 func parseDetector(t testing.TB, args []string) *dopts.Options {
 	t.Helper()
 	o := detectorOptions()
-	fs := newFlagSet("nodereboot-detector", o.AddFlags)
+	fs := framework.BinaryFlagSet("nodereboot-detector", o.AddFlags)
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("detector args %q: %v", args, err)
 	}
@@ -371,7 +357,7 @@ func parseDetector(t testing.TB, args []string) *dopts.Options {
 func parseController(t testing.TB, args []string) *copts.Options {
 	t.Helper()
 	o := controllerOptions()
-	fs := newFlagSet("nodereboot-controller", o.AddFlags)
+	fs := framework.BinaryFlagSet("nodereboot-controller", o.AddFlags)
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("controller args %q: %v", args, err)
 	}

@@ -10,13 +10,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodereboot/nodereboot/e2e/framework"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -424,33 +423,14 @@ func (o *Observer) onNode(obj any, deleted bool) {
 // without calling its watch error handler, so the list itself is the only
 // exact sign. The informer's first list is no gap: there is no history yet.
 func (o *Observer) nodeListWatch() *cache.ListWatch {
-	nodes := o.cfg.Client.CoreV1().Nodes()
-	lists := 0
-	relist := func() {
+	return framework.RelistingNodeListWatch(o.cfg.Client, func() {
 		o.mu.Lock()
 		defer o.mu.Unlock()
-		lists++
-		if lists == 1 {
-			return
-		}
 		o.relists++
 		for name := range o.nodes {
 			o.gap[name] = true
 		}
-	}
-	return &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			relist()
-			return nodes.List(ctx, opts)
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			// A streaming list (WatchList) is a relist too.
-			if opts.SendInitialEvents != nil && *opts.SendInitialEvents {
-				relist()
-			}
-			return nodes.Watch(ctx, opts)
-		},
-	}
+	})
 }
 
 // checkOut is I1, at every node change, as the watch delivers them. A
