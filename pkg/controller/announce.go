@@ -154,22 +154,28 @@ func (c *Controller) notify(step notify.Step, node, reason, msg string) {
 	c.cfg.Notifier.Notify(notify.Event{Step: step, Node: node, Reason: reason, Message: msg, Time: c.clock.Now()})
 }
 
+// notifyWritten hands a written action that people are told about to the
+// notifier: an authorization, a finished reboot, a failure.
+func (c *Controller) notifyWritten(node string, a decide.Action) {
+	step := notify.StepFailure
+	switch a.Kind {
+	case decide.Authorize:
+		step = notify.StepReboot
+	case decide.Finish:
+		step = notify.StepUncordon
+	case decide.Fail, decide.AbandonDrain:
+	default:
+		return
+	}
+	c.notify(step, node, a.Reason, a.Message)
+}
+
 // announceWritten announces an action the reconciler has written: its
 // notification, its metrics and its events.
 func (c *Controller) announceWritten(node string, a decide.Action) {
 	ref := contract.NodeRef(node)
 	uncordoned := a.Patch.Unschedulable != nil && !*a.Patch.Unschedulable
-	switch a.Kind {
-	case decide.Authorize, decide.Finish, decide.Fail, decide.AbandonDrain:
-		step := notify.StepFailure
-		switch a.Kind {
-		case decide.Authorize:
-			step = notify.StepReboot
-		case decide.Finish:
-			step = notify.StepUncordon
-		}
-		c.notify(step, node, a.Reason, a.Message)
-	}
+	c.notifyWritten(node, a)
 	switch a.Kind {
 	case decide.Cordon:
 		c.recorder.Event(ref, v1.EventTypeNormal, contract.ReasonCordoned, a.Message)

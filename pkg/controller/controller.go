@@ -171,15 +171,7 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 		c.pause = gates.NewPauseWatch(client, cfg.PauseNamespace, func() { c.queue.Add(admissionKey) })
 		c.synced = append(c.synced, c.pause.HasSynced)
 	}
-	dopts := cfg.Drain
-	userHook := dopts.OnEviction
-	dopts.OnEviction = func(r string) {
-		metrics.Evictions.WithLabelValues(r).Inc()
-		if userHook != nil {
-			userHook(r)
-		}
-	}
-	c.drainer = drain.New(client, pdbInformer.Lister(), recorder, clk, dopts)
+	c.drainer = drain.New(client, pdbInformer.Lister(), recorder, clk, c.drainOptions())
 	_, _ = pdbInformer.Informer().AddEventHandler(c.drainer.BudgetHandler(c.queue.Add)) // refused evictions retried when their budget allows
 	c.pods = drain.NewPodWatches(client, c.queue.Add)
 
@@ -192,7 +184,28 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 		}
 		return obj, nil
 	})
-	_, _ = nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	_, _ = nodeInformer.Informer().AddEventHandler(c.nodeHandler())
+	return c
+}
+
+// drainOptions are the configured drain options, with evictions counted
+// in nodereboot_evictions_total before the configured hook is called.
+func (c *Controller) drainOptions() drain.Options {
+	dopts := c.cfg.Drain
+	userHook := dopts.OnEviction
+	dopts.OnEviction = func(r string) {
+		c.metrics.Evictions.WithLabelValues(r).Inc()
+		if userHook != nil {
+			userHook(r)
+		}
+	}
+	return dopts
+}
+
+// nodeHandler queues a node on each change of it, and the admission pass
+// on the changes admission depends on (fingerprint).
+func (c *Controller) nodeHandler() cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			if n, ok := obj.(*v1.Node); ok {
 				c.queue.Add(n.Name)
@@ -220,8 +233,7 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 				c.queue.Add(admissionKey)
 			}
 		},
-	})
-	return c
+	}
 }
 
 // HasSynced reports whether the caches are synced and workers run (the

@@ -54,25 +54,9 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 	}
 	a := decide.Node(in)
 	if a.Kind == decide.Drain {
-		if c.cfg.DryRun {
-			c.dryRunEvent(ctx, n.Name, a)
+		var ok bool
+		if a, ok = c.drainAndDecide(ctx, n.Name, in, a); !ok {
 			return nil
-		}
-		pods, ok := c.pods.Pods(ctx, n.Name)
-		if !ok {
-			// The watch's first list requeues the node.
-			return nil
-		}
-		st := c.drainer.Pass(ctx, n.Name, pods)
-		in.Drain = &decide.DrainStatus{Pending: st.Pending, Blocked: st.Pods, RetryAt: st.RetryAt}
-		a = decide.Node(in)
-		logger.V(2).Info("Drain pass", "pending", st.Pending, "evicted", st.Evicted, "pods", st.Pods)
-		if a.Kind == decide.Authorize {
-			// The gates again, right before the authorization.
-			if in.Gate = c.authorizeGate(ctx, n.Name, pods, in.Now); in.Gate != nil {
-				a = decide.Node(in)
-			}
-			c.setAuthBlock(n.Name, in.Gate)
 		}
 	}
 	if s, _ := decide.StateOf(n); s != string(contract.StateDraining) {
@@ -82,6 +66,33 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 		c.setAuthBlock(n.Name, nil)
 	}
 	return c.execute(ctx, n, a)
+}
+
+// drainAndDecide carries out a Drain decision: one drain pass, then the
+// decision again with its outcome, and, when that authorizes, the gates
+// again right before the authorization. false: nothing to write until the
+// node is requeued (dry run, or its pod watch has not listed yet).
+func (c *Controller) drainAndDecide(ctx context.Context, node string, in decide.Input, a decide.Action) (decide.Action, bool) {
+	if c.cfg.DryRun {
+		c.dryRunEvent(ctx, node, a)
+		return a, false
+	}
+	pods, ok := c.pods.Pods(ctx, node)
+	if !ok {
+		// The watch's first list requeues the node.
+		return a, false
+	}
+	st := c.drainer.Pass(ctx, node, pods)
+	in.Drain = &decide.DrainStatus{Pending: st.Pending, Blocked: st.Pods, RetryAt: st.RetryAt}
+	a = decide.Node(in)
+	klog.FromContext(ctx).V(2).Info("Drain pass", "pending", st.Pending, "evicted", st.Evicted, "pods", st.Pods)
+	if a.Kind == decide.Authorize {
+		if in.Gate = c.authorizeGate(ctx, node, pods, in.Now); in.Gate != nil {
+			a = decide.Node(in)
+		}
+		c.setAuthBlock(node, in.Gate)
+	}
+	return a, true
 }
 
 // stopDrain ends the node's pod watch and forgets its evictions.

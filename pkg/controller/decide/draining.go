@@ -13,8 +13,12 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/contract"
 )
 
+// draining decides for a node in state Draining since since: wait for the
+// drain delay, drain (Kind Drain asks for a drain pass and a second call
+// with in.Drain), authorize once drained, or give up by the drain failure
+// policy once --drain-timeout has passed.
 func draining(in Input, since time.Time) Action {
-	n, cfg, now := in.Node, in.Config, in.Now
+	cfg, now := in.Config, in.Now
 	if in.Drain == nil {
 		if start := since.Add(cfg.DrainDelay); now.Before(start) {
 			return Action{Kind: Wait, Until: start,
@@ -30,54 +34,71 @@ func draining(in Input, since time.Time) Action {
 		// closed. Never against a gate, not even with
 		// --on-drain-failure=reboot.
 		if g := in.Gate; g != nil {
-			msg := "drained, but " + g.Message
-			if d.Pending > 0 {
-				msg = fmt.Sprintf("drain not finished after %s (%d pods left), and %s", cfg.DrainTimeout, d.Pending, g.Message)
-			}
-			if !expired {
-				until := deadline
-				if !g.Until.IsZero() && g.Until.Before(until) {
-					until = g.Until
-				}
-				return Action{Kind: Wait, Reason: contract.ReasonRebootBlocked, Message: msg, Until: until}
-			}
-			msg = fmt.Sprintf("reboot still blocked after --drain-timeout %s: %s", cfg.DrainTimeout, msg)
-			if cfg.OnDrainFailure == DrainFailureHold {
-				return fail(n, now, contract.ReasonRebootBlocked, msg+"; holding the node (--on-drain-failure=hold)")
-			}
-			return abandon(n, cfg, now, since, contract.ReasonRebootBlocked, msg)
+			return gateClosed(in, since, *g)
 		}
 	}
 	if d.Pending == 0 {
-		return authorize(n, now, since, "drained")
+		return authorize(in.Node, now, since, "drained")
 	}
 	if expired {
-		msg := fmt.Sprintf("drain not finished after %s: %d pods left", cfg.DrainTimeout, d.Pending)
-		if len(d.Blocked) > 0 {
-			msg += "; blocked: " + strings.Join(d.Blocked, ", ")
-		}
-		switch cfg.OnDrainFailure {
-		case DrainFailureHold:
-			return fail(n, now, contract.ReasonDrainFailed, msg+"; holding the node (--on-drain-failure=hold)")
-		case DrainFailureReboot:
-			a := authorize(n, now, since, msg+"; rebooting anyway (--on-drain-failure=reboot)")
-			if a.Kind == Authorize {
-				a.Reason = contract.ReasonDrainFailed
-			}
-			return a
-		default:
-			return abandon(n, cfg, now, since, contract.ReasonDrainFailed, msg)
-		}
+		return drainFailed(in, since)
 	}
 	until := deadline
 	if !d.RetryAt.IsZero() && d.RetryAt.Before(until) {
 		until = d.RetryAt
 	}
-	msg := fmt.Sprintf("%d pods left", d.Pending)
+	return Action{Kind: Wait, Message: pendingMessage(fmt.Sprintf("%d pods left", d.Pending), d), Until: until}
+}
+
+// gateClosed decides for a node whose reboot would be authorized now but
+// for a closed gate: wait for it until --drain-timeout, then fail (hold)
+// or give the node back.
+func gateClosed(in Input, since time.Time, g Block) Action {
+	n, cfg, now, d := in.Node, in.Config, in.Now, in.Drain
+	deadline := since.Add(cfg.DrainTimeout)
+	msg := "drained, but " + g.Message
+	if d.Pending > 0 {
+		msg = fmt.Sprintf("drain not finished after %s (%d pods left), and %s", cfg.DrainTimeout, d.Pending, g.Message)
+	}
+	if now.Before(deadline) {
+		until := deadline
+		if !g.Until.IsZero() && g.Until.Before(until) {
+			until = g.Until
+		}
+		return Action{Kind: Wait, Reason: contract.ReasonRebootBlocked, Message: msg, Until: until}
+	}
+	msg = fmt.Sprintf("reboot still blocked after --drain-timeout %s: %s", cfg.DrainTimeout, msg)
+	if cfg.OnDrainFailure == DrainFailureHold {
+		return fail(n, now, contract.ReasonRebootBlocked, msg+"; holding the node (--on-drain-failure=hold)")
+	}
+	return abandon(n, cfg, now, since, contract.ReasonRebootBlocked, msg)
+}
+
+// drainFailed applies --on-drain-failure to a drain not finished by
+// --drain-timeout.
+func drainFailed(in Input, since time.Time) Action {
+	n, cfg, now, d := in.Node, in.Config, in.Now, in.Drain
+	msg := pendingMessage(fmt.Sprintf("drain not finished after %s: %d pods left", cfg.DrainTimeout, d.Pending), d)
+	switch cfg.OnDrainFailure {
+	case DrainFailureHold:
+		return fail(n, now, contract.ReasonDrainFailed, msg+"; holding the node (--on-drain-failure=hold)")
+	case DrainFailureReboot:
+		a := authorize(n, now, since, msg+"; rebooting anyway (--on-drain-failure=reboot)")
+		if a.Kind == Authorize {
+			a.Reason = contract.ReasonDrainFailed
+		}
+		return a
+	default:
+		return abandon(n, cfg, now, since, contract.ReasonDrainFailed, msg)
+	}
+}
+
+// pendingMessage appends the pods that block the drain to msg.
+func pendingMessage(msg string, d *DrainStatus) string {
 	if len(d.Blocked) > 0 {
 		msg += "; blocked: " + strings.Join(d.Blocked, ", ")
 	}
-	return Action{Kind: Wait, Message: msg, Until: until}
+	return msg
 }
 
 // abandon gives a node whose drain failed (or whose reboot stayed blocked)

@@ -15,8 +15,7 @@ import (
 // a reboot: at worst a node is drained again, then authorized by a finished
 // drain.
 func garbage(in Input) (Action, bool) {
-	n, now := in.Node, in.Now
-	ann := n.Annotations
+	n := in.Node
 	p := &Patch{Annotations: map[string]*string{}}
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -24,27 +23,47 @@ func garbage(in Input) (Action, bool) {
 	raw, present := StateOf(n)
 	state, err := contract.ParseState(raw)
 	if present && (err != nil || state == contract.StateIdle) {
-		// An unknown (or empty) state. If the node is cordoned, it may
-		// have been anywhere in the pipeline: mark it Failed so that a
-		// person looks at it (it keeps its cordon and its slot). If it
-		// is schedulable, nothing is in progress: forget the state.
-		if _, ours := ann[contract.AnnotationCordonedByUs]; ours || n.Spec.Unschedulable {
-			bad("unknown state %q on a cordoned node: marked %s", raw, contract.StateFailed)
-			p.Annotations[contract.AnnotationState] = ptr(string(contract.StateFailed))
-			p.Annotations[contract.AnnotationStateSince] = ptr(contract.FormatTime(now))
-			p.Annotations[contract.AnnotationStateReason] = ptr(contract.ReasonInvalidAnnotation)
-		} else {
-			bad("unknown state %q on a schedulable node: removed", raw)
-			p.Annotations[contract.AnnotationState] = nil
-			p.Annotations[contract.AnnotationStateSince] = nil
-			p.Annotations[contract.AnnotationStateReason] = nil
-		}
-		if _, ok := ann[contract.AnnotationRebootAuthorized]; ok {
-			p.Annotations[contract.AnnotationRebootAuthorized] = nil
-		}
+		unknownState(in, raw, bad, p)
 		return reset(p, problems), true
 	}
+	badTimes(in, state, bad, p)
+	boundLabels(n, in.Config, bad, p)
+	boundTimes(n, in, state, bad, p)
+	badScaleDown(in, bad, p)
+	badAuthorization(in, state, bad, p)
+	if len(problems) == 0 {
+		return Action{}, false
+	}
+	return reset(p, problems), true
+}
 
+// unknownState resets an unknown (or empty) state. If the node is
+// cordoned, it may have been anywhere in the pipeline: it is marked Failed
+// so that a person looks at it (it keeps its cordon and its slot). If it is
+// schedulable, nothing is in progress: the state is forgotten.
+func unknownState(in Input, raw string, bad func(string, ...any), p *Patch) {
+	n, ann := in.Node, in.Node.Annotations
+	if _, ours := ann[contract.AnnotationCordonedByUs]; ours || n.Spec.Unschedulable {
+		bad("unknown state %q on a cordoned node: marked %s", raw, contract.StateFailed)
+		p.Annotations[contract.AnnotationState] = ptr(string(contract.StateFailed))
+		p.Annotations[contract.AnnotationStateSince] = ptr(contract.FormatTime(in.Now))
+		p.Annotations[contract.AnnotationStateReason] = ptr(contract.ReasonInvalidAnnotation)
+	} else {
+		bad("unknown state %q on a schedulable node: removed", raw)
+		p.Annotations[contract.AnnotationState] = nil
+		p.Annotations[contract.AnnotationStateSince] = nil
+		p.Annotations[contract.AnnotationStateReason] = nil
+	}
+	if _, ok := ann[contract.AnnotationRebootAuthorized]; ok {
+		p.Annotations[contract.AnnotationRebootAuthorized] = nil
+	}
+}
+
+// badTimes resets the timestamps that do not parse: a missing or invalid
+// state-since of an active state is set to now, an invalid last-reboot or
+// not-before removed.
+func badTimes(in Input, state contract.State, bad func(string, ...any), p *Patch) {
+	ann, now := in.Node.Annotations, in.Now
 	if state.Active() {
 		if s, ok := ann[contract.AnnotationStateSince]; !ok {
 			bad("%s missing: set to now", contract.AnnotationStateSince)
@@ -62,16 +81,24 @@ func garbage(in Input) (Action, bool) {
 			}
 		}
 	}
-	boundLabels(n, in.Config, bad, p)
-	boundTimes(n, in, state, bad, p)
-	if s, ok := ann[contract.AnnotationScaleDownDisabledByUs]; ok && s != "true" {
+}
+
+// badScaleDown ends a scale-down protection whose end does not parse now.
+func badScaleDown(in Input, bad func(string, ...any), p *Patch) {
+	if s, ok := in.Node.Annotations[contract.AnnotationScaleDownDisabledByUs]; ok && s != "true" {
 		if _, err := contract.ParseTime(s); err != nil {
 			bad("%s: %v: the protection ends now", contract.AnnotationScaleDownDisabledByUs, err)
-			p.Annotations[contract.AnnotationScaleDownDisabledByUs] = ptr(contract.FormatTime(now))
+			p.Annotations[contract.AnnotationScaleDownDisabledByUs] = ptr(contract.FormatTime(in.Now))
 		}
 	}
+}
 
-	authz, hasAuthz := ann[contract.AnnotationRebootAuthorized]
+// badAuthorization checks the authorization against the state: only the
+// Authorize step writes one and Fail removes it; a changed one is restored
+// from what Authorize recorded; one that cannot be trusted drains again.
+func badAuthorization(in Input, state contract.State, bad func(string, ...any), p *Patch) {
+	n, now := in.Node, in.Now
+	authz, hasAuthz := n.Annotations[contract.AnnotationRebootAuthorized]
 	boot := n.Status.NodeInfo.BootID
 	restartDrain := func(why string) {
 		bad("%s in state %s: drain again", why, state)
@@ -83,8 +110,6 @@ func garbage(in Input) (Action, bool) {
 	}
 	switch state {
 	case contract.StateDraining, contract.StateFailed:
-		// Only the Authorize step writes an authorization, and Fail
-		// removes it.
 		if hasAuthz {
 			bad("%s=%q in state %s: removed", contract.AnnotationRebootAuthorized, authz, state)
 			p.Annotations[contract.AnnotationRebootAuthorized] = nil
@@ -114,10 +139,6 @@ func garbage(in Input) (Action, bool) {
 			restartDrain(fmt.Sprintf("%s is the current boot ID %q", contract.AnnotationRebootAuthorized, boot))
 		}
 	}
-	if len(problems) == 0 {
-		return Action{}, false
-	}
-	return reset(p, problems), true
 }
 
 func reset(p *Patch, problems []string) Action {
