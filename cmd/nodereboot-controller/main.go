@@ -60,14 +60,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", contract.ControllerComponent, fs.Args())
 		return 2
 	}
-	if err := o.Validate(); err != nil {
+	cfg, err := o.Complete()
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid flags:\n%v\n", contract.ControllerComponent, err)
 		return 2
 	}
 	logger := klog.Background().WithName("controller")
 	ctx = klog.NewContext(ctx, logger)
 	logger.Info("Starting", "version", version.Version)
-	if err := app.Run(ctx, o); err != nil {
+	if err := app.Run(ctx, cfg); err != nil {
 		logger.Error(err, "Exiting")
 		return 1
 	}

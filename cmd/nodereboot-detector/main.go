@@ -47,13 +47,14 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", contract.DetectorComponent, fs.Args())
 		return 2
 	}
-	if err := o.Validate(); err != nil {
+	cfg, err := o.Complete()
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid flags:\n%v\n", contract.DetectorComponent, err)
 		return 2
 	}
 	defer klog.Flush()
 
-	restCfg, err := o.RestConfig()
+	restCfg, err := cfg.RESTConfig()
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", contract.DetectorComponent, err)
 		return 1
@@ -63,7 +64,9 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", contract.DetectorComponent, err)
 		return 1
 	}
-	d, err := detector.New(o.Config(client))
+	dc := cfg.Detector
+	dc.Client = client
+	d, err := detector.New(dc)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", contract.DetectorComponent, err)
 		return 1

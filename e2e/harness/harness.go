@@ -205,16 +205,19 @@ func (h *Harness) runDetector(ctx context.Context, n *nodesim.Node) {
 		fmt.Fprintf(os.Stderr, "in-process detector %s: %v\n", n.Name(), err)
 		return
 	}
-	if err := o.Validate(); err != nil {
+	c, err := o.Complete()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "in-process detector %s: %v\n", n.Name(), err)
 		return
 	}
-	cfg, err := o.RestConfig()
+	cfg, err := c.RESTConfig()
 	if err == nil {
 		var client *kubeclient.Client
 		if client, err = kubeclient.New(cfg); err == nil {
 			var d *detector.Detector
-			if d, err = detector.New(o.Config(client)); err == nil {
+			dc := c.Detector
+			dc.Client = client
+			if d, err = detector.New(dc); err == nil {
 				err = d.Run(ctx)
 			}
 		}

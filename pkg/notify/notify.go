@@ -137,6 +137,10 @@ func New(cfg Config) (*Sender, error) {
 	return s, nil
 }
 
+// OnResult sets the function called with the result of every message (for
+// metrics), replacing Config.OnResult; call it before Run.
+func (s *Sender) OnResult(f func(result string)) { s.onResult = f }
+
 // Notify queues a notification; when the queue is full it is dropped
 // (logged and counted), never waited for.
 func (s *Sender) Notify(ev Event) {

@@ -29,7 +29,6 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/controller"
 	"github.com/nodereboot/nodereboot/pkg/controller/options"
-	"github.com/nodereboot/nodereboot/pkg/notify"
 	"github.com/nodereboot/nodereboot/pkg/serving"
 	"github.com/nodereboot/nodereboot/pkg/version"
 )
@@ -43,25 +42,22 @@ const healthzTimeout = 20 * time.Second
 
 // RESTConfig loads the kubeconfig (empty: in-cluster) and sets the user
 // agent and the client-side rate limits (--kube-api-qps, --kube-api-burst).
-func RESTConfig(o *options.Options) (*rest.Config, error) {
+func RESTConfig(o *options.Config) (*rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
 	cfg.UserAgent = contract.ControllerComponent + "/" + version.Version
-	cfg.QPS = o.KubeAPIQPS
-	cfg.Burst = o.KubeAPIBurst
+	cfg.QPS = o.QPS
+	cfg.Burst = o.Burst
 	return cfg, nil
 }
 
 // Run runs the controller process until ctx is cancelled (nil) or
 // leadership is lost (ErrLeadershipLost), or a server fails.
-func Run(ctx context.Context, o *options.Options) error {
+func Run(ctx context.Context, o *options.Config) error {
 	logger := klog.FromContext(ctx)
-	cfg, err := o.Config()
-	if err != nil {
-		return err
-	}
+	cfg := o.Controller
 	restCfg, err := RESTConfig(o)
 	if err != nil {
 		return err
@@ -87,11 +83,8 @@ func Run(ctx context.Context, o *options.Options) error {
 	defer broadcaster.Shutdown()
 	recorder := controller.CleanRecorder(broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: contract.ControllerComponent}))
 
-	sender, err := notify.New(o.NotifyConfig(func(r string) { metrics.Notifications.WithLabelValues(r).Inc() }))
-	if err != nil {
-		return fmt.Errorf("notifications: %w", err)
-	}
-	if sender != nil {
+	if sender := o.Notifier; sender != nil {
+		sender.OnResult(func(r string) { metrics.Notifications.WithLabelValues(r).Inc() })
 		cfg.Notifier = sender
 		nctx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})

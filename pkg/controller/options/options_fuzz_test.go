@@ -39,7 +39,8 @@ func FuzzOptions(f *testing.F) {
 		if err := fs.Parse(strings.Split(line, " ")); err != nil {
 			return
 		}
-		if err := o.Validate(); err != nil {
+		c, err := o.Complete()
+		if err != nil {
 			for _, l := range strings.Split(err.Error(), "\n") {
 				if !strings.HasPrefix(l, "--") && !strings.HasPrefix(l, "workers") {
 					t.Fatalf("error line %q does not name its flag", l)
@@ -47,10 +48,7 @@ func FuzzOptions(f *testing.F) {
 			}
 			return
 		}
-		cfg, err := o.Config()
-		if err != nil {
-			t.Fatalf("valid options %q do not convert: %v", line, err)
-		}
+		cfg := c.Controller
 		d := cfg.Decide
 		if d.MaxConcurrent < 1 || d.DrainTimeout <= 0 || d.RebootTimeout <= 0 || d.PostRebootSoak < 0 || d.MinRebootInterval < 0 || len(d.Conditions) == 0 {
 			t.Fatalf("valid options %q, configuration out of bounds: %+v", line, d)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/nodereboot/nodereboot/pkg/controller"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
 )
 
@@ -19,6 +20,15 @@ func parse(t *testing.T, env map[string]string, args ...string) (*Options, error
 		return o, err
 	}
 	return o, o.Validate()
+}
+
+// controllerConfig is the controller's part of a configuration (zero
+// without one).
+func controllerConfig(c *Config) controller.Config {
+	if c == nil {
+		return controller.Config{}
+	}
+	return c.Controller
 }
 
 func TestDefaults(t *testing.T) {
@@ -38,7 +48,8 @@ func TestDefaults(t *testing.T) {
 		o.KubeAPIQPS != 50 || o.KubeAPIBurst != 100 {
 		t.Errorf("defaults: %+v", o)
 	}
-	cfg, err := o.Config()
+	c, err := o.Complete()
+	cfg := controllerConfig(c)
 	if err != nil || cfg.Decide.Selector != nil || cfg.Drain.GracePeriodSeconds != -1 {
 		t.Errorf("config from defaults: %+v, %v", cfg, err)
 	}
@@ -62,7 +73,8 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := o.Config()
+	c, err := o.Complete()
+	cfg := controllerConfig(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +170,8 @@ func TestGateFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := o.Config()
+	c, err := o.Complete()
+	cfg := controllerConfig(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +188,8 @@ func TestGateFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err = o.Config()
+	c, err = o.Complete()
+	cfg = controllerConfig(c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,8 @@ func TestPrometheusURLFromSecrets(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		cfg, err := o.Config()
+		c, err := o.Complete()
+		cfg := controllerConfig(c)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

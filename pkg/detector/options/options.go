@@ -1,10 +1,10 @@
 package options
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/nodereboot/nodereboot/pkg/cli"
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/detector"
 	"github.com/nodereboot/nodereboot/pkg/reboot"
@@ -126,78 +127,132 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz; 0 disables.")
 }
 
-// Validate checks the options; every error names its flag.
-func (o *Options) Validate() error {
-	var errs []error
-	bad := func(flag, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+// Config is the detector process's configuration: what Complete made of
+// the options, every flag read once.
+type Config struct {
+	// Detector is the detector's configuration; its Client is left to the
+	// caller (kubeclient.New of RESTConfig).
+	Detector detector.Config
+	// Kubeconfig, QPS and Burst configure the API client.
+	Kubeconfig string
+	QPS        float32
+	Burst      int
+}
+
+// Complete checks the options and converts them to the configuration in one
+// pass. The error lists every bad flag, one a line, each naming its flag.
+func (o *Options) Complete() (*Config, error) {
+	var errs cli.FlagErrors
+	o.checkClient(&errs)
+	o.checkDetection(&errs)
+	o.checkReboot(&errs)
+	o.checkServing(&errs)
+	if err := errs.Err(); err != nil {
+		return nil, err
 	}
-	if o.NodeName == "" {
-		bad("node-name", "required (or set $%s)", NodeNameEnv)
-	} else if msgs := validation.IsDNS1123Subdomain(o.NodeName); len(msgs) > 0 {
-		bad("node-name", "%q is not a node name: %s", o.NodeName, strings.Join(msgs, "; "))
-	}
-	if o.KubeAPIQPS <= 0 {
-		bad("kube-api-qps", "must be positive, got %v", o.KubeAPIQPS)
-	}
-	if o.KubeAPIBurst <= 0 {
-		bad("kube-api-burst", "must be positive, got %d", o.KubeAPIBurst)
+	cfg := &Config{
+		Kubeconfig: o.Kubeconfig,
+		QPS:        o.KubeAPIQPS,
+		Burst:      o.KubeAPIBurst,
+		Detector: detector.Config{
+			NodeName:        o.NodeName,
+			ConditionType:   o.ConditionType,
+			Detection:       o.Detection,
+			HeartbeatPeriod: o.HeartbeatPeriod,
+			BootIDFile:      o.BootIDFile,
+			Rebooter:        o.rebooter(),
+			MetricsAddress:  o.MetricsBindAddress,
+			HealthAddress:   o.HealthProbeBindAddress,
+		},
 	}
 	if o.Detection {
-		if o.SentinelCommand == "" {
-			if o.Sentinel == "" || !filepath.IsAbs(o.Sentinel) {
-				bad("sentinel", "must be an absolute path, got %q", o.Sentinel)
-			}
-		} else if len(strings.Fields(o.SentinelCommand)) == 0 {
-			bad("sentinel-command", "is blank")
-		}
-		if o.SentinelCommandPeriod <= 0 {
-			bad("sentinel-command-period", "must be positive, got %v", o.SentinelCommandPeriod)
-		}
-		if o.ResyncPeriod < 0 {
-			bad("resync-period", "must not be negative (0 disables), got %v", o.ResyncPeriod)
-		}
-		if o.HeartbeatPeriod <= 0 {
-			bad("heartbeat-period", "must be positive, got %v", o.HeartbeatPeriod)
-		}
-		if msgs := validation.IsQualifiedName(o.ConditionType); len(msgs) > 0 {
-			bad("condition-type", "%q is not a valid condition type: %s", o.ConditionType, strings.Join(msgs, "; "))
-		}
-		for _, k := range kubeletConditions {
-			if o.ConditionType == k {
-				bad("condition-type", "%q is the kubelet's condition", o.ConditionType)
-			}
-		}
+		cfg.Detector.Source = o.source()
 	}
+	return cfg, nil
+}
+
+// Validate reports Complete's errors, for callers that only check a command
+// line (the manifests' tests).
+func (o *Options) Validate() error {
+	_, err := o.Complete()
+	return err
+}
+
+// checkClient checks the node name and the API client's rate limits.
+func (o *Options) checkClient(errs *cli.FlagErrors) {
+	if o.NodeName == "" {
+		errs.Add("node-name", "required (or set $%s)", NodeNameEnv)
+	} else if msgs := validation.IsDNS1123Subdomain(o.NodeName); len(msgs) > 0 {
+		errs.Add("node-name", "%q is not a node name: %s", o.NodeName, strings.Join(msgs, "; "))
+	}
+	if o.KubeAPIQPS <= 0 {
+		errs.Add("kube-api-qps", "must be positive, got %v", o.KubeAPIQPS)
+	}
+	if o.KubeAPIBurst <= 0 {
+		errs.Add("kube-api-burst", "must be positive, got %d", o.KubeAPIBurst)
+	}
+}
+
+// checkDetection checks the sentinel and the condition (with --detection
+// only).
+func (o *Options) checkDetection(errs *cli.FlagErrors) {
+	if !o.Detection {
+		return
+	}
+	if o.SentinelCommand == "" {
+		if o.Sentinel == "" || !filepath.IsAbs(o.Sentinel) {
+			errs.Add("sentinel", "must be an absolute path, got %q", o.Sentinel)
+		}
+	} else if len(strings.Fields(o.SentinelCommand)) == 0 {
+		errs.Add("sentinel-command", "is blank")
+	}
+	if o.SentinelCommandPeriod <= 0 {
+		errs.Add("sentinel-command-period", "must be positive, got %v", o.SentinelCommandPeriod)
+	}
+	if o.ResyncPeriod < 0 {
+		errs.Add("resync-period", "must not be negative (0 disables), got %v", o.ResyncPeriod)
+	}
+	if o.HeartbeatPeriod <= 0 {
+		errs.Add("heartbeat-period", "must be positive, got %v", o.HeartbeatPeriod)
+	}
+	if msgs := validation.IsQualifiedName(o.ConditionType); len(msgs) > 0 {
+		errs.Add("condition-type", "%q is not a valid condition type: %s", o.ConditionType, strings.Join(msgs, "; "))
+	}
+	if slices.Contains(kubeletConditions, o.ConditionType) {
+		errs.Add("condition-type", "%q is the kubelet's condition", o.ConditionType)
+	}
+}
+
+// checkReboot checks the boot ID file and the reboot method.
+func (o *Options) checkReboot(errs *cli.FlagErrors) {
 	if o.BootIDFile == "" {
-		bad("boot-id-file", "required")
+		errs.Add("boot-id-file", "required")
 	}
 	switch o.RebootMethod {
 	case MethodCommand:
 		if len(strings.Fields(o.RebootCommand)) == 0 {
-			bad("reboot-command", "required with --reboot-method=%s", MethodCommand)
+			errs.Add("reboot-command", "required with --reboot-method=%s", MethodCommand)
 		}
 	case MethodSignal:
 		if o.RebootSignal < 1 || o.RebootSignal > 64 {
-			bad("reboot-signal", "must be a Linux signal number (1-64), got %d", o.RebootSignal)
+			errs.Add("reboot-signal", "must be a Linux signal number (1-64), got %d", o.RebootSignal)
 		}
 	case MethodDBus:
 		if o.DBusSocket == "" {
-			bad("dbus-socket", "required with --reboot-method=%s", MethodDBus)
+			errs.Add("dbus-socket", "required with --reboot-method=%s", MethodDBus)
 		}
 	default:
-		bad("reboot-method", "must be %s, %s or %s, got %q", MethodCommand, MethodSignal, MethodDBus, o.RebootMethod)
+		errs.Add("reboot-method", "must be %s, %s or %s, got %q", MethodCommand, MethodSignal, MethodDBus, o.RebootMethod)
 	}
-	if err := serving.ValidateAddress(o.MetricsBindAddress); err != nil {
-		bad("metrics-bind-address", "%v", err)
-	}
-	if err := serving.ValidateAddress(o.HealthProbeBindAddress); err != nil {
-		bad("health-probe-bind-address", "%v", err)
-	}
+}
+
+// checkServing checks the servers' addresses.
+func (o *Options) checkServing(errs *cli.FlagErrors) {
+	errs.Check("metrics-bind-address", serving.ValidateAddress(o.MetricsBindAddress))
+	errs.Check("health-probe-bind-address", serving.ValidateAddress(o.HealthProbeBindAddress))
 	if !serving.Disabled(o.MetricsBindAddress) && o.MetricsBindAddress == o.HealthProbeBindAddress {
-		bad("health-probe-bind-address", "must differ from --metrics-bind-address %q", o.MetricsBindAddress)
+		errs.Add("health-probe-bind-address", "must differ from --metrics-bind-address %q", o.MetricsBindAddress)
 	}
-	return errors.Join(errs...)
 }
 
 // hostCommand splits a command line and, with --host-mount-namespace, runs
@@ -210,21 +265,21 @@ func (o *Options) hostCommand(line string) []string {
 	return argv
 }
 
-// RestConfig is the client configuration: --kubeconfig or in-cluster, with
+// RESTConfig is the client configuration: --kubeconfig or in-cluster, with
 // the detector's user agent and rate limits.
-func (o *Options) RestConfig() (*rest.Config, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+func (c *Config) RESTConfig() (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
 	if err != nil {
-		return nil, fmt.Errorf("client configuration (--kubeconfig=%q): %w", o.Kubeconfig, err)
+		return nil, fmt.Errorf("client configuration (--kubeconfig=%q): %w", c.Kubeconfig, err)
 	}
 	cfg.UserAgent = contract.DetectorComponent
-	cfg.QPS = o.KubeAPIQPS
-	cfg.Burst = o.KubeAPIBurst
+	cfg.QPS = c.QPS
+	cfg.Burst = c.Burst
 	return cfg, nil
 }
 
-// Rebooter is the reboot method.
-func (o *Options) Rebooter() reboot.Rebooter {
+// rebooter is the reboot method.
+func (o *Options) rebooter() reboot.Rebooter {
 	switch o.RebootMethod {
 	case MethodSignal:
 		return reboot.Signal{PID: 1, Signal: syscall.Signal(o.RebootSignal)}
@@ -235,29 +290,10 @@ func (o *Options) Rebooter() reboot.Rebooter {
 	}
 }
 
-// Source is the sentinel observation: the command when set, else the file.
-func (o *Options) Source() detector.Source {
+// source is the sentinel observation: the command when set, else the file.
+func (o *Options) source() detector.Source {
 	if o.SentinelCommand != "" {
 		return detector.CommandSource{Argv: o.hostCommand(o.SentinelCommand), Period: o.SentinelCommandPeriod}
 	}
 	return detector.FileSource{Path: o.Sentinel, ResyncPeriod: o.ResyncPeriod}
-}
-
-// Config is the detector's configuration for a validated Options.
-func (o *Options) Config(client detector.Client) detector.Config {
-	cfg := detector.Config{
-		Client:          client,
-		NodeName:        o.NodeName,
-		ConditionType:   o.ConditionType,
-		Detection:       o.Detection,
-		HeartbeatPeriod: o.HeartbeatPeriod,
-		BootIDFile:      o.BootIDFile,
-		Rebooter:        o.Rebooter(),
-		MetricsAddress:  o.MetricsBindAddress,
-		HealthAddress:   o.HealthProbeBindAddress,
-	}
-	if o.Detection {
-		cfg.Source = o.Source()
-	}
-	return cfg
 }

@@ -36,7 +36,8 @@ func FuzzOptions(f *testing.F) {
 		if err := fs.Parse(strings.Split(line, " ")); err != nil {
 			return
 		}
-		if err := o.Validate(); err != nil {
+		c, err := o.Complete()
+		if err != nil {
 			for _, l := range strings.Split(err.Error(), "\n") {
 				if !strings.HasPrefix(l, "--") {
 					t.Fatalf("error line %q does not name its flag", l)
@@ -44,7 +45,7 @@ func FuzzOptions(f *testing.F) {
 			}
 			return
 		}
-		cfg := o.Config(nil)
+		cfg := c.Detector
 		if cfg.NodeName == "" || cfg.BootIDFile == "" || cfg.Rebooter == nil {
 			t.Fatalf("valid options, incomplete configuration %+v", cfg)
 		}

@@ -90,39 +90,49 @@ func TestValidateAccepts(t *testing.T) {
 	}
 }
 
-func TestConfigTranslation(t *testing.T) {
-	o := parse(t, "--node-name=n", "--reboot-command=/usr/bin/touch /tmp/x")
-	if got, ok := o.Rebooter().(reboot.Command); !ok || strings.Join(got.Argv, " ") != "nsenter -m/proc/1/ns/mnt -- /usr/bin/touch /tmp/x" {
-		t.Fatalf("command rebooter %+v", o.Rebooter())
+// complete completes options that must be valid.
+func complete(t *testing.T, o *Options) *Config {
+	t.Helper()
+	c, err := o.Complete()
+	if err != nil {
+		t.Fatal(err)
 	}
-	o = parse(t, "--node-name=n", "--reboot-command=/usr/bin/touch   /tmp/x", "--host-mount-namespace=false")
-	if got := o.Rebooter().(reboot.Command); strings.Join(got.Argv, "|") != "/usr/bin/touch|/tmp/x" {
+	return c
+}
+
+func TestConfigTranslation(t *testing.T) {
+	cfg := complete(t, parse(t, "--node-name=n", "--reboot-command=/usr/bin/touch /tmp/x")).Detector
+	if got, ok := cfg.Rebooter.(reboot.Command); !ok || strings.Join(got.Argv, " ") != "nsenter -m/proc/1/ns/mnt -- /usr/bin/touch /tmp/x" {
+		t.Fatalf("command rebooter %+v", cfg.Rebooter)
+	}
+	cfg = complete(t, parse(t, "--node-name=n", "--reboot-command=/usr/bin/touch   /tmp/x", "--host-mount-namespace=false")).Detector
+	if got := cfg.Rebooter.(reboot.Command); strings.Join(got.Argv, "|") != "/usr/bin/touch|/tmp/x" {
 		t.Fatalf("command rebooter without nsenter %q", got.Argv)
 	}
-	o = parse(t, "--node-name=n", "--reboot-method=signal")
-	if got := o.Rebooter().(reboot.Signal); got.PID != 1 || got.Signal != syscall.Signal(39) {
+	cfg = complete(t, parse(t, "--node-name=n", "--reboot-method=signal")).Detector
+	if got := cfg.Rebooter.(reboot.Signal); got.PID != 1 || got.Signal != syscall.Signal(39) {
 		t.Fatalf("signal rebooter %+v", got)
 	}
-	o = parse(t, "--node-name=n", "--reboot-method=dbus", "--dbus-socket=/run/x")
-	if got := o.Rebooter().(reboot.DBus); got.Socket != "/run/x" {
+	cfg = complete(t, parse(t, "--node-name=n", "--reboot-method=dbus", "--dbus-socket=/run/x")).Detector
+	if got := cfg.Rebooter.(reboot.DBus); got.Socket != "/run/x" {
 		t.Fatalf("dbus rebooter %+v", got)
 	}
-	o = parse(t, "--node-name=n", "--sentinel=/host/run/reboot-required", "--resync-period=1m")
-	if got := o.Source().(detector.FileSource); got.Path != "/host/run/reboot-required" || got.ResyncPeriod != time.Minute {
+	cfg = complete(t, parse(t, "--node-name=n", "--sentinel=/host/run/reboot-required", "--resync-period=1m")).Detector
+	if got := cfg.Source.(detector.FileSource); got.Path != "/host/run/reboot-required" || got.ResyncPeriod != time.Minute {
 		t.Fatalf("file source %+v", got)
 	}
-	o = parse(t, "--node-name=n", "--sentinel-command=/usr/bin/needs-restarting -r", "--sentinel-command-period=30s")
-	if got := o.Source().(detector.CommandSource); strings.Join(got.Argv, " ") != "nsenter -m/proc/1/ns/mnt -- /usr/bin/needs-restarting -r" || got.Period != 30*time.Second {
+	cfg = complete(t, parse(t, "--node-name=n", "--sentinel-command=/usr/bin/needs-restarting -r", "--sentinel-command-period=30s")).Detector
+	if got := cfg.Source.(detector.CommandSource); strings.Join(got.Argv, " ") != "nsenter -m/proc/1/ns/mnt -- /usr/bin/needs-restarting -r" || got.Period != 30*time.Second {
 		t.Fatalf("command source %+v", got)
 	}
-	if cfg := parse(t, "--node-name=n", "--detection=false").Config(nil); cfg.Source != nil || cfg.Detection {
+	if cfg := complete(t, parse(t, "--node-name=n", "--detection=false")).Detector; cfg.Source != nil || cfg.Detection {
 		t.Fatalf("reboot-only config %+v", cfg)
 	}
 }
 
 func TestRestConfig(t *testing.T) {
-	o := parse(t, "--node-name=n", "--kubeconfig=/nonexistent/kubeconfig")
-	if _, err := o.RestConfig(); err == nil || !strings.Contains(err.Error(), "--kubeconfig") {
+	c := complete(t, parse(t, "--node-name=n", "--kubeconfig=/nonexistent/kubeconfig"))
+	if _, err := c.RESTConfig(); err == nil || !strings.Contains(err.Error(), "--kubeconfig") {
 		t.Fatalf("RestConfig with a missing kubeconfig: %v", err)
 	}
 }
