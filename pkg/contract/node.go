@@ -39,3 +39,13 @@ func ResourceVersionOrder(rv string) (n uint64, ok bool) {
 	n, err := strconv.ParseUint(rv, 10, 64)
 	return n, err == nil
 }
+
+// Disabled reports whether the node opted out of reboots (LabelDisabled
+// "true"): the controller never selects it, the plugin shows it disabled.
+func Disabled(n *v1.Node) bool { return n.Labels[LabelDisabled] == "true" }
+
+// PodTerminal reports whether a pod has ended (Succeeded or Failed): it
+// neither has to leave a node before a reboot nor blocks one.
+func PodTerminal(p *v1.Pod) bool {
+	return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed
+}

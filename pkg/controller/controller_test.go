@@ -537,18 +537,6 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 }
 
-func TestMergePatch(t *testing.T) {
-	v := "x"
-	b, err := MergePatch(&decide.Patch{Unschedulable: new(false), Annotations: map[string]*string{"a": &v, "b": nil}}, "42")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := `{"metadata":{"annotations":{"a":"x","b":null},"resourceVersion":"42"},"spec":{"unschedulable":false}}`
-	if string(b) != want {
-		t.Errorf("patch %s, want %s", b, want)
-	}
-}
-
 // After a reboot, the condition still holds what was written before it
 // until its writer reports again: with --min-reboot-interval 0 the node is
 // not taken again on that stale condition, and no RebootRequiredAgain is

@@ -5,7 +5,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
@@ -172,46 +171,11 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 // patch writes a decision's patch as a JSON merge patch, guarded by the
 // resourceVersion the decision was made on.
 func (c *Controller) patch(ctx context.Context, n *v1.Node, p *decide.Patch) (*v1.Node, error) {
-	data, err := MergePatch(p, n.ResourceVersion)
+	guarded := *p
+	guarded.ResourceVersion = n.ResourceVersion
+	data, err := guarded.MergePatch()
 	if err != nil {
 		return nil, err
 	}
-	return c.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, data, metav1.PatchOptions{})
-}
-
-// MergePatch renders a decision's patch as a JSON merge patch; a non-empty
-// resourceVersion makes the API server refuse it (409 Conflict) if the node
-// changed since.
-func MergePatch(p *decide.Patch, resourceVersion string) ([]byte, error) {
-	meta := map[string]any{}
-	if resourceVersion != "" {
-		meta["resourceVersion"] = resourceVersion
-	}
-	if len(p.Annotations) > 0 {
-		ann := map[string]any{}
-		for k, v := range p.Annotations {
-			if v == nil {
-				ann[k] = nil
-			} else {
-				ann[k] = *v
-			}
-		}
-		meta["annotations"] = ann
-	}
-	if len(p.Labels) > 0 {
-		l := map[string]any{}
-		for k, v := range p.Labels {
-			if v == nil {
-				l[k] = nil
-			} else {
-				l[k] = *v
-			}
-		}
-		meta["labels"] = l
-	}
-	doc := map[string]any{"metadata": meta}
-	if p.Unschedulable != nil {
-		doc["spec"] = map[string]any{"unschedulable": *p.Unschedulable}
-	}
-	return json.Marshal(doc)
+	return c.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, data, metav1.PatchOptions{FieldManager: contract.ControllerComponent})
 }

@@ -5,7 +5,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -71,7 +70,10 @@ func (c *Controller) startTerm(ctx context.Context) error {
 		return err
 	}
 	value := strconv.FormatInt(term, 10)
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{contract.AnnotationTerm: value}}})
+	patch, err := (&contract.Patch{Annotations: map[string]*string{contract.AnnotationTerm: &value}}).MergePatch()
+	if err != nil {
+		return err
+	}
 	for _, name := range c.slots.Nodes() {
 		_, err := c.client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: contract.ControllerComponent})
 		switch {

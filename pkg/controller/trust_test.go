@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
-	"github.com/nodereboot/nodereboot/pkg/controller/decide"
 	"github.com/nodereboot/nodereboot/pkg/controller/slots"
 )
 
@@ -97,7 +96,7 @@ func TestNewLeaderFencesTheNodesHoldingSlots(t *testing.T) {
 	waitAll(ctx, t, f, []string{"n1"}, func(n *v1.Node) bool { return n.Annotations[contract.AnnotationTerm] == "5" }, "n1 fenced in term 5")
 	// The deposed leader's authorization of n1, decided on what it saw.
 	authz := "n1-boot-0"
-	patch, _ := MergePatch(&decide.Patch{Annotations: map[string]*string{contract.AnnotationRebootAuthorized: &authz}}, seen.ResourceVersion)
+	patch, _ := (&contract.Patch{ResourceVersion: seen.ResourceVersion, Annotations: map[string]*string{contract.AnnotationRebootAuthorized: &authz}}).MergePatch()
 	_, err := f.CoreV1().Nodes().Patch(ctx, "n1", types.MergePatchType, patch, metav1.PatchOptions{})
 	if !apierrors.IsConflict(err) {
 		t.Fatalf("the deposed leader's write: %v, want a conflict", err)

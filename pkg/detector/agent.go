@@ -2,7 +2,6 @@ package detector
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -56,12 +55,7 @@ type agent struct {
 	writeFails  wait.Backoff
 }
 
-func (a *agent) poke() {
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
-}
+func (a *agent) poke() { poke(a.wake) }
 
 func (a *agent) run(ctx context.Context) {
 	logger := klog.FromContext(ctx).WithName("agent")
@@ -189,11 +183,11 @@ func (a *agent) writeFailed(ctx context.Context, err error) time.Duration {
 // writes. A non-empty rv makes the API server refuse the patch (409
 // Conflict) if the node changed since that version.
 func (a *agent) setRebooting(ctx context.Context, value *string, rv ...string) error {
-	meta := map[string]any{"annotations": map[string]*string{contract.AnnotationRebooting: value}}
-	if len(rv) > 0 && rv[0] != "" {
-		meta["resourceVersion"] = rv[0]
+	p := contract.Patch{Annotations: map[string]*string{contract.AnnotationRebooting: value}}
+	if len(rv) > 0 {
+		p.ResourceVersion = rv[0]
 	}
-	body, err := json.Marshal(map[string]any{"metadata": meta})
+	body, err := p.MergePatch()
 	if err != nil {
 		return err
 	}

@@ -236,12 +236,7 @@ func (d *Detector) Run(ctx context.Context) error {
 			heartbeat: d.cfg.HeartbeatPeriod, clock: d.cfg.Clock, recorder: recorder, metrics: d.metrics,
 			retry: d.cfg.WriteBackoff, wake: make(chan struct{}, 1),
 		}
-		a.probeNow = func() {
-			select {
-			case probeNow <- struct{}{}:
-			default:
-			}
-		}
+		a.probeNow = func() { poke(probeNow) }
 		d.mu.Lock()
 		d.reporter = r
 		d.mu.Unlock()

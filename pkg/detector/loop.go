@@ -7,6 +7,15 @@ import (
 	"k8s.io/utils/clock"
 )
 
+// poke wakes the loop that waits on wake without blocking: a wake-up
+// already pending (wake has a buffer of one) covers this one.
+func poke(wake chan<- struct{}) {
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
+}
+
 // runLoop is the loop of the agent and of the reporter: it calls sync, then
 // waits for wake or for the delay sync returned (0: wake only), until ctx
 // ends. One timer serves heartbeats, retries and backoff.

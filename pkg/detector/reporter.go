@@ -69,12 +69,7 @@ func (r *reporter) observe(o sentinel.Observation) {
 }
 
 // poke wakes the loop without blocking.
-func (r *reporter) poke() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
+func (r *reporter) poke() { poke(r.wake) }
 
 // run is the reporter's loop. One timer serves the heartbeat and retries.
 func (r *reporter) run(ctx context.Context) {

@@ -32,15 +32,9 @@ func (s FileSource) Run(ctx context.Context, probeNow <-chan struct{}, emit func
 		clk = clock.RealClock{}
 	}
 	changed := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
 	watchErr := make(chan error, 1)
 	go func() {
-		watchErr <- sentinel.FileWatcher{Path: s.Path}.Run(ctx, poke)
+		watchErr <- sentinel.FileWatcher{Path: s.Path}.Run(ctx, func() { poke(changed) })
 	}()
 	var resync <-chan time.Time
 	if s.ResyncPeriod > 0 {
@@ -59,7 +53,7 @@ func (s FileSource) Run(ctx context.Context, probeNow <-chan struct{}, emit func
 				klog.FromContext(ctx).Error(err, "Cannot watch the sentinel; relying on --resync-period", "resyncPeriod", s.ResyncPeriod)
 			}
 			watchErr = nil
-			poke()
+			poke(changed)
 		case <-changed:
 		case <-resync:
 		case <-probeNow:

@@ -145,7 +145,7 @@ func (d *Drainer) state(node string) *nodeState {
 // has to): it is terminal, a mirror pod, or owned by a DaemonSet.
 func Skip(p *v1.Pod) string {
 	switch {
-	case p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed:
+	case contract.PodTerminal(p):
 		return "terminal"
 	case p.Annotations[v1.MirrorPodAnnotationKey] != "":
 		return "mirror pod"

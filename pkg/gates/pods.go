@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/sanitize"
 )
 
@@ -51,16 +52,12 @@ func (b *PodBlocker) String() string {
 	return strings.Join(s, " | ")
 }
 
-func terminal(p *v1.Pod) bool {
-	return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed
-}
-
 // Match returns the blocking pods of the node among pods, as sorted
 // "namespace/name" strings.
 func (b *PodBlocker) Match(node string, pods []*v1.Pod) []string {
 	var out []string
 	for _, p := range pods {
-		if p.Spec.NodeName != node || terminal(p) {
+		if p.Spec.NodeName != node || contract.PodTerminal(p) {
 			continue
 		}
 		for _, sel := range b.selectors {
@@ -96,7 +93,7 @@ func (b *PodBlocker) List(ctx context.Context, client kubernetes.Interface, node
 		}
 		for i := range list.Items {
 			p := &list.Items[i]
-			if name := p.Namespace + "/" + p.Name; p.Spec.NodeName == node && !terminal(p) && !seen[name] {
+			if name := p.Namespace + "/" + p.Name; p.Spec.NodeName == node && !contract.PodTerminal(p) && !seen[name] {
 				seen[name] = true
 				out = append(out, name)
 			}

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -253,7 +252,7 @@ func Status(ctx context.Context, client kubernetes.Interface, o Options, w io.Wr
 				state += " (" + oneLine(r, maxField) + ")"
 			}
 		}
-		if n.Labels[contract.LabelDisabled] == "true" {
+		if contract.Disabled(n) {
 			state = "disabled"
 		}
 		lastReboot := "-"
@@ -278,8 +277,11 @@ func Status(ctx context.Context, client kubernetes.Interface, o Options, w io.Wr
 // done).
 func Request(ctx context.Context, client kubernetes.Interface, o Options, node string, w io.Writer) error {
 	value := "kubectl-nodereboot " + contract.FormatTime(o.Now())
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{contract.AnnotationRebootRequested: value}}})
-	if _, err := client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	patch, err := (&contract.Patch{Annotations: map[string]*string{contract.AnnotationRebootRequested: &value}}).MergePatch()
+	if err != nil {
+		return err
+	}
+	if _, err := client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: Name}); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "node/%s: reboot requested (%s=%q)\n", node, contract.AnnotationRebootRequested, value)
@@ -290,15 +292,18 @@ func Request(ctx context.Context, client kubernetes.Interface, o Options, node s
 // ConfigMap, creating it if needed.
 func Pause(ctx context.Context, client kubernetes.Interface, o Options, paused bool, w io.Writer) error {
 	cms := client.CoreV1().ConfigMaps(o.Namespace)
-	ann := map[string]any{contract.AnnotationPaused: nil, contract.AnnotationPausedReason: nil}
+	ann := map[string]*string{contract.AnnotationPaused: nil, contract.AnnotationPausedReason: nil}
 	if paused {
-		ann[contract.AnnotationPaused] = "true"
+		ann[contract.AnnotationPaused] = new("true")
 		if o.Reason != "" {
-			ann[contract.AnnotationPausedReason] = o.Reason
+			ann[contract.AnnotationPausedReason] = &o.Reason
 		}
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
-	_, err := cms.Patch(ctx, contract.ConfigMapName, types.MergePatchType, patch, metav1.PatchOptions{})
+	patch, err := (&contract.Patch{Annotations: ann}).MergePatch()
+	if err != nil {
+		return err
+	}
+	_, err = cms.Patch(ctx, contract.ConfigMapName, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: Name})
 	switch {
 	case apierrors.IsNotFound(err) && paused:
 		cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: contract.ConfigMapName, Namespace: o.Namespace,

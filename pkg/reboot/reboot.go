@@ -1,11 +1,9 @@
 package reboot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"syscall"
 	"time"
@@ -13,7 +11,7 @@ import (
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
-	"github.com/nodereboot/nodereboot/pkg/sanitize"
+	"github.com/nodereboot/nodereboot/pkg/runcmd"
 )
 
 // Rebooter asks the host to reboot.
@@ -42,19 +40,12 @@ func (c Command) Reboot(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeoutOr(c.Timeout))
 	defer cancel()
-	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
+	// On one line, control characters escaped, cut between characters.
+	msg, err := runcmd.Run(ctx, c.Argv, 512)
+	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}
-		// On one line, control characters escaped, cut between characters.
-		msg := sanitize.Line(out.String(), 512)
 		if msg != "" {
 			return fmt.Errorf("reboot command %q failed: %w: %s", strings.Join(c.Argv, " "), err, msg)
 		}

@@ -1,7 +1,6 @@
 package sentinel
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/nodereboot/nodereboot/pkg/runcmd"
 	"github.com/nodereboot/nodereboot/pkg/sanitize"
 )
 
@@ -40,15 +40,8 @@ func (p CommandProbe) Observe(ctx context.Context) Observation {
 		ctx, cancel = context.WithTimeout(ctx, p.Timeout)
 		defer cancel()
 	}
-	cmd := exec.CommandContext(ctx, p.Argv[0], p.Argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	err := cmd.Run()
-	return classifyExit(strings.Join(p.Argv, " "), err, ctx.Err(), out.String())
+	out, err := runcmd.Run(ctx, p.Argv, maxOutput)
+	return classifyExit(strings.Join(p.Argv, " "), err, ctx.Err(), out)
 }
 
 // classifyExit turns the result of running the command into an observation.

@@ -155,7 +155,7 @@ func rebooted(n *v1.Node, cfg *Config, now, since time.Time) Action {
 	}}
 	giveBack(n, cfg, now, p)
 	for k, v := range cfg.PostRebootLabels {
-		p.setLabel(k, ptr(v))
+		p.SetLabel(k, ptr(v))
 	}
 	msg := "reboot completed"
 	if _, ours := n.Annotations[contract.AnnotationCordonedByUs]; ours {

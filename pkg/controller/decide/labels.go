@@ -43,7 +43,7 @@ func giveBack(n *v1.Node, cfg *Config, now time.Time, p *Patch) {
 		if err == nil {
 			keep, _ := restorableLabels(saved, cfg)
 			for k, v := range keep {
-				p.setLabel(k, v)
+				p.SetLabel(k, v)
 			}
 		}
 		p.Annotations[contract.AnnotationLabelsBefore] = nil
@@ -88,13 +88,13 @@ func TakePatch(n *v1.Node, now time.Time, cfg *Config) *Patch {
 		if cur, ok := n.Labels[k]; ok {
 			saved[k] = ptr(cur)
 		}
-		p.setLabel(k, ptr(v))
+		p.SetLabel(k, ptr(v))
 	}
 	for k, v := range cfg.PostRebootLabels {
 		if _, pre := cfg.PreRebootLabels[k]; !pre && n.Labels[k] == v {
 			if _, ok := n.Labels[k]; ok {
 				saved[k] = ptr(v)
-				p.setLabel(k, nil)
+				p.SetLabel(k, nil)
 			}
 		}
 	}

@@ -24,7 +24,7 @@ func condition(n *v1.Node, t v1.NodeConditionType) *v1.NodeCondition {
 // Selected reports whether the node is one the controller may reboot: it
 // matches the selector and is not labelled disabled.
 func Selected(n *v1.Node, cfg *Config) bool {
-	if n.Labels[contract.LabelDisabled] == "true" {
+	if contract.Disabled(n) {
 		return false
 	}
 	return cfg.Selector == nil || cfg.Selector.Matches(labels.Set(n.Labels))

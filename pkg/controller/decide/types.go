@@ -158,15 +158,10 @@ const (
 	Unprotect Kind = "EndScaleDownProtection"
 )
 
-// Patch is a change to a node, as a JSON merge patch would carry it.
-type Patch struct {
-	// Unschedulable, when not nil, is the new spec.unschedulable.
-	Unschedulable *bool
-	// Annotations to set (non-nil value) or remove (nil value).
-	Annotations map[string]*string
-	// Labels to set (non-nil value) or remove (nil value).
-	Labels map[string]*string
-}
+// Patch is a change to a node (contract's one patch renderer). A decision
+// leaves its ResourceVersion empty; the controller guards the write with
+// the version the decision was made on.
+type Patch = contract.Patch
 
 // Action is the next step for one node.
 type Action struct {
@@ -230,11 +225,3 @@ const (
 )
 
 func ptr(s string) *string { return &s }
-
-// setLabel records a label change in the patch.
-func (p *Patch) setLabel(k string, v *string) {
-	if p.Labels == nil {
-		p.Labels = map[string]*string{}
-	}
-	p.Labels[k] = v
-}
