@@ -58,7 +58,8 @@ func (c *Controller) admit(ctx context.Context) error {
 // nodes whose decision is Queue. Out are the nodes of the slot record (the
 // controller's own count, which no node writer can change), the nodes a
 // take of ours may still land on, and every node marked as out, whoever
-// marked it. It also sets the nodes gauge.
+// marked it; each counts in its domain and pools too (decide.AddOut). It
+// also sets the nodes gauge.
 func (c *Controller) observeCluster(nodes []*v1.Node) ([]decide.Candidate, decide.Cluster) {
 	var cands []decide.Candidate
 	var cl decide.Cluster
@@ -80,10 +81,7 @@ func (c *Controller) observeCluster(nodes []*v1.Node) ([]decide.Candidate, decid
 	var free []*v1.Node // selected, not out
 	for _, n := range nodes {
 		if held[n.Name] || expected[n.Name] || decide.Marked(n) {
-			cl.Out++
-			if decide.IsControlPlane(n) {
-				cl.OutControlPlane++
-			}
+			cl.AddOut(n, &c.cfg.Decide)
 			counts[gaugeState(n, held[n.Name])]++
 			continue
 		}
@@ -94,7 +92,7 @@ func (c *Controller) observeCluster(nodes []*v1.Node) ([]decide.Candidate, decid
 			}
 		}
 		if a := decide.Node(c.input(n)); a.Kind == decide.Queue {
-			cands = append(cands, decide.Candidate{Name: n.Name, RequestTime: a.RequestTime, ControlPlane: decide.IsControlPlane(n)})
+			cands = append(cands, decide.NewCandidate(n, a.RequestTime, &c.cfg.Decide))
 		}
 	}
 	cl.CordonedByOthers = gates.CordonedByOthers(free)

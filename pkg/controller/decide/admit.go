@@ -18,6 +18,10 @@ type Candidate struct {
 	RequestTime time.Time
 	// ControlPlane: the node is a control-plane node (IsControlPlane).
 	ControlPlane bool
+	// Domain is the node's topology domain (DomainOf).
+	Domain string
+	// Pools names the pool budgets the node falls under (PoolsOf).
+	Pools []string
 	// Block, when not nil, is a gate closed for this node alone (blocking
 	// pods): it is not taken, and the nodes after it in the queue may be.
 	Block *Block
@@ -31,6 +35,11 @@ type Cluster struct {
 	Out int
 	// OutControlPlane is how many of them are control-plane nodes.
 	OutControlPlane int
+	// OutByDomain counts them per topology domain, OutByPool per pool
+	// budget (a node in two pools counts in both). A node of the slot
+	// record that is gone counts in Out alone: it is in no domain or
+	// pool any more. AddOut counts a node in all of them.
+	OutByDomain, OutByPool map[string]int
 	// CordonedByOthers names the selected nodes, not out, that somebody
 	// else cordoned (gates.CordonedByOthers).
 	CordonedByOthers []string
@@ -66,7 +75,8 @@ const (
 )
 
 // BlockedReasons lists every blocked reason.
-var BlockedReasons = []string{BlockedNotReady, BlockedPaused, BlockedWindow, BlockedPods, BlockedAlerts, BlockedPrometheus, BlockedCordoned}
+var BlockedReasons = []string{BlockedNotReady, BlockedPaused, BlockedWindow, BlockedPods, BlockedAlerts, BlockedPrometheus, BlockedCordoned,
+	BlockedDomainBudget, BlockedPoolBudget}
 
 // Admission is the result of Admit.
 type Admission struct {
@@ -113,7 +123,10 @@ func WindowBlock(cfg *Config, now time.Time) *Block {
 }
 
 // Admit decides which candidates to take: the oldest requests first (ties
-// broken by name), never more than MaxConcurrent nodes out, and none while
+// broken by name), never more than MaxConcurrent nodes out nor more than
+// any budget below it allows (control plane, per topology domain, one
+// domain at a time, per pool: a node held back by one lets the next go),
+// and none while
 // a cluster-wide gate is closed: outside the reboot window, while a
 // selected node that is not being rebooted is NotReady (unless
 // AllowUnhealthyCluster), or for the cluster's Blocks. A candidate with a
@@ -162,27 +175,31 @@ func Admit(cands []Candidate, cl Cluster, cfg *Config, now time.Time) Admission 
 	for _, b := range ad.Blocks {
 		until(b.Until)
 	}
-	cpFree := cfg.MaxConcurrentControlPlane - cl.OutControlPlane
+	bud := newBudgets(cl, cfg)
 	for _, c := range sorted {
-		switch {
-		case free > 0 && c.ControlPlane && cpFree <= 0:
-			// Waits for the control-plane slot; the next may go.
+		if free <= 0 {
 			ad.Waiting = append(ad.Waiting, c.Name)
-		case free > 0 && c.Block != nil:
+			continue
+		}
+		fits, block := bud.check(c)
+		if block == nil && fits {
+			block = c.Block
+		}
+		switch {
+		case block != nil:
 			if ad.NodeBlocks == nil {
 				ad.NodeBlocks = map[string]Block{}
 			}
-			ad.NodeBlocks[c.Name] = *c.Block
-			until(c.Block.Until)
+			ad.NodeBlocks[c.Name] = *block
+			until(block.Until)
 			ad.Waiting = append(ad.Waiting, c.Name)
-		case free > 0:
+		case !fits:
+			// Waits for the control-plane slot; the next may go.
+			ad.Waiting = append(ad.Waiting, c.Name)
+		default:
 			ad.Take = append(ad.Take, c.Name)
 			free--
-			if c.ControlPlane {
-				cpFree--
-			}
-		default:
-			ad.Waiting = append(ad.Waiting, c.Name)
+			bud.take(c)
 		}
 	}
 	return ad

@@ -7,6 +7,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 )
@@ -89,6 +90,20 @@ func fuzzNode(i int, b []byte, now time.Time) (*v1.Node, *DrainStatus) {
 	if b[9]&64 != 0 {
 		ann[contract.AnnotationRebooting] = current
 	}
+	// b[5]'s upper bits: the zone (none, z1, z2, z3), the pools and the
+	// control-plane role.
+	if z := b[5] >> 3 % 4; z != 0 {
+		n.Labels[DefaultTopologyKey] = fmt.Sprintf("z%d", z)
+	}
+	if b[5]&32 != 0 {
+		n.Labels["pool"] = "a"
+	}
+	if b[5]&64 != 0 {
+		n.Labels["spot"] = "true"
+	}
+	if b[5]&128 != 0 {
+		n.Labels[ControlPlaneLabels[0]] = ""
+	}
 	var d *DrainStatus
 	if f&128 != 0 {
 		d = &DrainStatus{Pending: int(b[5] % 4)}
@@ -101,18 +116,21 @@ func fuzzNode(i int, b []byte, now time.Time) (*v1.Node, *DrainStatus) {
 }
 
 // FuzzDecide asserts the controller's safety rules on random node sets,
-// valid or garbage: admission never takes more than --max-concurrent minus
-// the nodes out, and nothing while blocked; no reboot is authorized without
+// valid or garbage: admission never takes more than any applicable budget
+// allows (--max-concurrent, the control-plane budget, the per-domain cap,
+// one domain at a time, each pool budget) given the nodes out, and nothing
+// while blocked; no reboot is authorized without
 // a finished drain (or the drain timeout with --on-drain-failure=reboot);
 // nothing uncordons a node without cordoned-by-us; only a new, Ready boot
 // completes a reboot.
 func FuzzDecide(f *testing.F) {
-	f.Add([]byte{1, 0xc6, 0, 1, 5, 0, 0, 0, 10, 0}, uint8(1), uint8(0), uint16(0))
-	f.Add([]byte{2, 0x47, 2, 1, 5, 0, 0, 1, 10, 0, 0, 0x5c, 0, 0, 0, 0, 0, 0, 0, 0}, uint8(2), uint8(2), uint16(10))
-	f.Add([]byte{5, 0x03, 1, 2, 5, 0, 2, 0, 10, 64, 1, 0xc6, 0, 1, 200, 3, 4, 0, 3, 0}, uint8(1), uint8(1), uint16(100))
-	f.Add([]byte{3, 0x46, 2, 1, 1, 0, 0, 2, 90, 0, 0, 0x4c, 0, 0, 0, 0, 1, 0, 120, 3}, uint8(3), uint8(0), uint16(7))
-	f.Add([]byte{0, 0x5c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x48, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x58, 0, 0, 0, 0, 3, 0, 0, 0}, uint8(1), uint8(0), uint16(0))
-	f.Fuzz(func(t *testing.T, data []byte, maxConcurrent, policy uint8, nowSec uint16) {
+	f.Add([]byte{1, 0xc6, 0, 1, 5, 0, 0, 0, 10, 0}, uint8(1), uint8(0), uint16(0), uint16(0))
+	f.Add([]byte{2, 0x47, 2, 1, 5, 0, 0, 1, 10, 0, 0, 0x5c, 0, 0, 0, 0, 0, 0, 0, 0}, uint8(2), uint8(2), uint16(10), uint16(0x125))
+	f.Add([]byte{5, 0x03, 1, 2, 5, 0, 2, 0, 10, 64, 1, 0xc6, 0, 1, 200, 3, 4, 0, 3, 0}, uint8(1), uint8(1), uint16(100), uint16(0x2e))
+	f.Add([]byte{3, 0x46, 2, 1, 1, 0, 0, 2, 90, 0, 0, 0x4c, 0, 0, 0, 0, 1, 0, 120, 3}, uint8(3), uint8(0), uint16(7), uint16(0x165))
+	f.Add([]byte{0, 0x5c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x48, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x58, 0, 0, 0, 0, 3, 0, 0, 0}, uint8(1), uint8(0), uint16(0), uint16(0))
+	f.Add([]byte{0, 0x5c, 0, 0, 0, 0x08, 0, 0, 0, 0, 0, 0x5c, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0x5c, 0, 0, 0, 0x68, 0, 0, 0, 0, 1, 0xc6, 0, 1, 5, 0x08, 0, 0, 10, 0}, uint8(3), uint8(0), uint16(0), uint16(0x365))
+	f.Fuzz(func(t *testing.T, data []byte, maxConcurrent, policy uint8, nowSec, budgets uint16) {
 		now := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC).Add(time.Duration(nowSec) * time.Second)
 		cfg := &Config{
 			Conditions:          []string{contract.DefaultConditionType},
@@ -125,6 +143,8 @@ func FuzzDecide(f *testing.F) {
 			PostRebootSoak:      time.Duration(policy>>6) * time.Minute,
 			MinRebootInterval:   time.Hour,
 		}
+		fuzzBudgets(cfg, budgets)
+		nodes := map[string]*v1.Node{}
 		var cands []Candidate
 		var cl Cluster
 		for i := 0; (i+1)*fuzzNodeBytes <= len(data) && i < 16; i++ {
@@ -137,8 +157,9 @@ func FuzzDecide(f *testing.F) {
 			}
 			a := Node(in)
 			checkAction(t, in, a)
+			nodes[n.Name] = n
 			if in.Slot != nil || Marked(n) {
-				cl.Out++
+				cl.AddOut(n, cfg)
 			} else if Selected(n, cfg) && !IsReady(n) {
 				cl.NotReady = append(cl.NotReady, n.Name)
 			}
@@ -146,13 +167,11 @@ func FuzzDecide(f *testing.F) {
 				if _, out := n.Annotations[contract.AnnotationState]; out {
 					t.Fatalf("node %s with a state queued: %v", n.Name, a)
 				}
-				cands = append(cands, Candidate{Name: n.Name, RequestTime: a.RequestTime})
+				cands = append(cands, NewCandidate(n, a.RequestTime, cfg))
 			}
 		}
 		ad := Admit(cands, cl, cfg, now)
-		if free := max(cfg.MaxConcurrent-cl.Out, 0); len(ad.Take) > free {
-			t.Fatalf("took %d nodes with %d out of --max-concurrent %d: %+v", len(ad.Take), cl.Out, cfg.MaxConcurrent, ad)
-		}
+		checkBudgets(t, cfg, cl, nodes, ad)
 		if ad.Blocked() && len(ad.Take) > 0 {
 			t.Fatalf("took nodes while blocked: %+v", ad)
 		}
@@ -167,6 +186,72 @@ func FuzzDecide(f *testing.F) {
 			t.Fatalf("admission of %v: take %v, waiting %v", cands, ad.Take, ad.Waiting)
 		}
 	})
+}
+
+// fuzzBudgets sets the budgets below --max-concurrent from b: the cap per
+// zone (0-3), one zone at a time, the control-plane budget (0-2), and two
+// pools (pool=a, spot=true) with caps of 0-2.
+func fuzzBudgets(cfg *Config, b uint16) {
+	cfg.TopologyKey = DefaultTopologyKey
+	cfg.MaxConcurrentPerDomain = int(b % 4)
+	cfg.OneDomainAtATime = b&4 != 0
+	cfg.MaxConcurrentControlPlane = int(b>>3) % 3
+	if b&32 != 0 {
+		cfg.PoolBudgets = append(cfg.PoolBudgets, PoolBudget{Name: "a",
+			Selector: labels.SelectorFromSet(labels.Set{"pool": "a"}), MaxConcurrent: int(b>>6) % 3})
+	}
+	if b&256 != 0 {
+		cfg.PoolBudgets = append(cfg.PoolBudgets, PoolBudget{Name: "spot",
+			Selector: labels.SelectorFromSet(labels.Set{"spot": "true"}), MaxConcurrent: int(b>>9) % 3})
+	}
+}
+
+// checkBudgets asserts that the nodes taken fit every budget that applies
+// to them, counted from the nodes out: none beyond a budget's room, and,
+// one domain at a time, all in the one domain that may have nodes out.
+func checkBudgets(t *testing.T, cfg *Config, cl Cluster, nodes map[string]*v1.Node, ad Admission) {
+	t.Helper()
+	if room := max(cfg.MaxConcurrent-cl.Out, 0); len(ad.Take) > room {
+		t.Fatalf("took %d nodes with %d out of --max-concurrent %d: %+v", len(ad.Take), cl.Out, cfg.MaxConcurrent, ad)
+	}
+	cp, byDomain, byPool := 0, map[string]int{}, map[string]int{}
+	for _, name := range ad.Take {
+		n := nodes[name]
+		if IsControlPlane(n) {
+			cp++
+		}
+		byDomain[DomainOf(n, cfg)]++
+		for _, p := range PoolsOf(n, cfg) {
+			byPool[p]++
+		}
+	}
+	if room := max(cfg.MaxConcurrentControlPlane-cl.OutControlPlane, 0); cp > room {
+		t.Fatalf("took %d control-plane nodes with %d out of %d: %v", cp, cl.OutControlPlane, cfg.MaxConcurrentControlPlane, ad.Take)
+	}
+	for d, k := range byDomain {
+		if m := cfg.MaxConcurrentPerDomain; m > 0 && k > max(m-cl.OutByDomain[d], 0) {
+			t.Fatalf("took %d nodes of domain %q with %d out of --max-concurrent-per-domain %d: %v", k, d, cl.OutByDomain[d], m, ad.Take)
+		}
+	}
+	for _, p := range cfg.PoolBudgets {
+		if k := byPool[p.Name]; k > max(p.MaxConcurrent-cl.OutByPool[p.Name], 0) {
+			t.Fatalf("took %d nodes of pool %s with %d out of %d: %v", k, p.Name, cl.OutByPool[p.Name], p.MaxConcurrent, ad.Take)
+		}
+	}
+	if cfg.OneDomainAtATime && len(ad.Take) > 0 {
+		domains := map[string]bool{}
+		for d, k := range cl.OutByDomain {
+			if k > 0 {
+				domains[d] = true
+			}
+		}
+		for d := range byDomain {
+			domains[d] = true
+		}
+		if len(domains) > 1 {
+			t.Fatalf("one domain at a time: took %v with %v out, in domains %v", ad.Take, cl.OutByDomain, domains)
+		}
+	}
 }
 
 // checkAction asserts the rules every single decision keeps.

@@ -48,6 +48,18 @@ type Config struct {
 	// IsControlPlane) out at any moment, within MaxConcurrent: one by
 	// default, so that an etcd member is never down with another.
 	MaxConcurrentControlPlane int
+	// TopologyKey is the node label whose value is the node's topology
+	// domain (DefaultTopologyKey); nodes without it form the domain "".
+	TopologyKey string
+	// MaxConcurrentPerDomain is the most nodes out per topology domain,
+	// within MaxConcurrent; 0: no cap per domain.
+	MaxConcurrentPerDomain int
+	// OneDomainAtATime takes a node only while no node of another
+	// domain is out: a domain with nodes out is finished first.
+	OneDomainAtATime bool
+	// PoolBudgets cap the nodes out per pool, each on its own, all within
+	// MaxConcurrent.
+	PoolBudgets []PoolBudget
 	// DrainTimeout bounds a drain, counted from state-since.
 	DrainTimeout time.Duration
 	// OnDrainFailure is the drain failure policy.
