@@ -430,41 +430,6 @@ func TestAdminCordonedNodeStaysCordoned(t *testing.T) {
 	}
 }
 
-func TestPDBBlockedDrainFailsAndUncordons(t *testing.T) {
-	f := newFakeAPI(t, testNode("n1", true), testPod("web-1", "n1"))
-	var attempts atomic.Int64
-	f.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if a.GetSubresource() != "eviction" {
-			return false, nil, nil
-		}
-		attempts.Add(1)
-		return true, nil, apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
-	})
-	cfg := testConfig(1)
-	cfg.Decide.DrainTimeout = 2 * time.Second
-	cfg.Drain.RetryDelay = 500 * time.Millisecond
-	_, m, rec, ctx := startController(t, f, cfg)
-	waitAll(ctx, t, f, []string{"n1"}, func(n *v1.Node) bool {
-		return !decide.Out(n) && n.Annotations[contract.AnnotationNotBefore] != "" && !n.Spec.Unschedulable
-	}, "drain failure: uncordoned with not-before")
-	evs := strings.Join(waitEvent(t, rec, "Normal "+contract.ReasonUncordoned), "\n")
-	// 2s of drain with a retry every 0.5s: about 5 attempts, never a hot loop.
-	if a := attempts.Load(); a < 2 || a > 8 {
-		t.Errorf("%d eviction attempts in a 2s drain with a 0.5s retry delay", a)
-	}
-	if f.deletes.Load() != 0 {
-		t.Errorf("pod DELETE after refused evictions")
-	}
-	if v := testutil.ToFloat64(m.Reboots.WithLabelValues(ResultDrainFailed)); v != 1 {
-		t.Errorf("reboots_total{drain_failed} = %v", v)
-	}
-	for _, r := range []string{"Warning " + contract.ReasonEvictionBlocked, "Warning " + contract.ReasonDrainFailed, "Normal " + contract.ReasonUncordoned} {
-		if !strings.Contains(evs, r) {
-			t.Errorf("no %s event in:\n%s", r, evs)
-		}
-	}
-}
-
 func TestNotReadyNodeBlocksAdmission(t *testing.T) {
 	sick := testNode("sick", false)
 	sick.Status.Conditions[0].Status = v1.ConditionFalse

@@ -15,9 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -319,35 +317,6 @@ func TestLabelsAndScaleDownProtection(t *testing.T) {
 	if _, ok := got2.Annotations[contract.AnnotationScaleDownDisabledByUs]; ok {
 		t.Errorf("n2 was protected by an administrator, not by us: %v", got2.Annotations)
 	}
-}
-
-// --drain-delay: the first eviction comes no earlier than the delay after
-// the cordon (counted from state-since, at second precision).
-func TestDrainDelay(t *testing.T) {
-	f := newFakeAPI(t, testNode("n1", true), testPod("web-1", "n1"))
-	var evictedAt atomic.Int64
-	f.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if a.GetSubresource() == "eviction" {
-			evictedAt.CompareAndSwap(0, time.Now().UnixNano())
-		}
-		return false, nil, nil
-	})
-	cfg := testConfig(1)
-	cfg.Decide.DrainDelay = 2 * time.Second
-	reboots := map[string]int{}
-	var mu sync.Mutex
-	_, _, rec, ctx := startController(t, f, cfg)
-	taken := takeTimes(ctx, t, f)
-	simulateReboots(ctx, t, f, reboots, &mu)
-	waitAll(ctx, t, f, []string{"n1"}, done, "rebooted after the drain delay")
-	e := evictedAt.Load()
-	if e == 0 {
-		t.Fatal("no eviction")
-	}
-	if d := time.Unix(0, e).Sub(taken("n1")); d < time.Second {
-		t.Errorf("first eviction %s after the cordon, want about --drain-delay 2s (at least 1s)", d)
-	}
-	waitEventWith(t, rec, "Normal "+contract.ReasonRebootDone)
 }
 
 // promSwitch is a Prometheus stub whose ALERTS answer the test switches.
