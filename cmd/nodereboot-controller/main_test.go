@@ -28,6 +28,9 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 		{[]string{"--pre-reboot-node-labels=x"}, "--pre-reboot-node-labels"},
 		{[]string{"--notify-url=generic+http://127.0.0.1:1/x", "--notify-template-failure={{.Nope}}"}, "--notify-template-failure"},
 		{[]string{"--kube-api-qps=-1"}, "--kube-api-qps"},
+		{[]string{"--pool-budget=gpu:1:a b c"}, "--pool-budget"},
+		{[]string{"--max-concurrent-per-domain=-2"}, "--max-concurrent-per-domain"},
+		{[]string{"--topology-key=not a key"}, "--topology-key"},
 	} {
 		var stderr bytes.Buffer
 		code := run(context.Background(), tc.args, func(string) string { return "" }, &stderr)

@@ -50,6 +50,9 @@ controller:
   replicas: 3
   flags:
     max-concurrent: 2
+    max-concurrent-per-domain: 1
+    one-domain-at-a-time: true
+    pool-budget: ["gpu:1:example.com/pool in (gpu,gpu-large)", "spot:2:spot=true"]
     reboot-conditions: [RebootRequired, KernelUpdateRequired]
     node-selector: nodereboot.io/pool=blue
     drain-timeout: 20m
@@ -166,7 +169,9 @@ func TestHelmInstall(t *testing.T) {
 			!slices.Equal(co.BlockingPodSelectors, []string{"app=batch,tier!=web", "example.com/no-reboot"}) ||
 			!slices.Equal(co.PreRebootNodeLabels, []string{"example.com/rebooting=true", "example.com/pool=blue"}) ||
 			!slices.Equal(co.NotifyURLs, []string{"generic+https://hooks.example.com/a?x=1,2", "generic+https://hooks.example.com/b"}) ||
-			*co.NotifyStepTemplates["failure"] != "{{ .Node }} failed: {{ .Message }}" {
+			*co.NotifyStepTemplates["failure"] != "{{ .Node }} failed: {{ .Message }}" ||
+			co.MaxConcurrentPerDomain != 1 || !co.OneDomainAtATime || co.TopologyKey != "topology.kubernetes.io/zone" ||
+			!slices.Equal(co.PoolBudgets, []string{"gpu:1:example.com/pool in (gpu,gpu-large)", "spot:2:spot=true"}) {
 			t.Errorf("controller gate options from the values: %+v", *co)
 		}
 		if len(cc.Ports) != 1 || cc.Ports[0].Name != "metrics" || cc.LivenessProbe.HTTPGet.Port.String() != "metrics" {

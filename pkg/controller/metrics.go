@@ -67,7 +67,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Evictions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nodereboot_evictions_total",
 			Help: "Eviction requests, by result: evicted, blocked (429), gone (404), error."}, []string{"result"}),
 		Blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nodereboot_reboot_blocked",
-			Help: "1 while a gate blocks a reboot for the reason (NodeNotReady, Paused, OutsideRebootWindow, BlockingPod, ActiveAlerts, PrometheusUnavailable), else 0."}, []string{"reason"}),
+			Help: "1 while a gate blocks a reboot for the reason (NodeNotReady, Paused, OutsideRebootWindow, BlockingPod, ActiveAlerts, PrometheusUnavailable, NodeCordoned, DomainBudget, PoolBudget), else 0."}, []string{"reason"}),
 		InvalidAnnotations: prometheus.NewCounter(prometheus.CounterOpts{Name: "nodereboot_invalid_annotations_total",
 			Help: "Invalid nodereboot.io annotations reset to safe values."}),
 		IsLeader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nodereboot_is_leader",

@@ -75,6 +75,7 @@ func (o *Options) Complete() (*Config, error) {
 	}
 	d := &cfg.Controller.Decide
 	o.completeSelection(d, &errs)
+	o.completeBudgets(d, &errs)
 	o.completePipeline(d, &errs)
 	o.completeNodeLabels(d, &errs)
 	d.Window = o.completeWindow(&errs)

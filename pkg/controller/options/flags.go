@@ -14,6 +14,7 @@ import (
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.addClientFlags(fs)
 	o.addSelectionFlags(fs)
+	o.addBudgetFlags(fs)
 	o.addPipelineFlags(fs)
 	o.addGateFlags(fs)
 	o.addNodeLabelFlags(fs)

@@ -75,6 +75,8 @@ type Options struct {
 	NotifyTimeout          time.Duration
 	// The settings that may come from a Secret (secrets.go).
 	secretSettings
+	// The budgets per topology domain and per pool (budgets.go).
+	budgetOptions
 
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
@@ -127,6 +129,7 @@ func New(getenv func(string) string) *Options {
 		MetricsBindAddress:        ":8080",
 		HealthProbeBindAddress:    ":8081",
 		Workers:                   4,
+		budgetOptions:             defaultBudgetOptions(),
 	}
 	o.readEnv(getenv)
 	return o
