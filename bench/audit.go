@@ -33,6 +33,7 @@ type auditEntry struct {
 		Name        string `json:"name"`
 	} `json:"objectRef"`
 	RequestReceivedTimestamp time.Time `json:"requestReceivedTimestamp"`
+	StageTimestamp           time.Time `json:"stageTimestamp"`
 }
 
 // client names the binary behind an audit entry.
@@ -85,4 +86,16 @@ func countBy(entries []auditEntry, key func(auditEntry) string) map[string]int {
 		m[key(e)]++
 	}
 	return m
+}
+
+// durations returns, for the entries key selects, how long the API server
+// took to answer each (received → response complete).
+func durations(entries []auditEntry, key string, keyOf func(auditEntry) string) []time.Duration {
+	var out []time.Duration
+	for _, e := range entries {
+		if keyOf(e) == key && !e.StageTimestamp.IsZero() {
+			out = append(out, e.StageTimestamp.Sub(e.RequestReceivedTimestamp))
+		}
+	}
+	return out
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/nodereboot/nodereboot/e2e/framework"
+	"github.com/nodereboot/nodereboot/e2e/nodesim"
 	"github.com/nodereboot/nodereboot/pkg/contract"
 )
 
@@ -181,6 +182,15 @@ func (r *recorder) update(o, n *corev1.Node) {
 		if o.Status.NodeInfo.BootID != n.Status.NodeInfo.BootID {
 			add("rebooted")
 		}
+		if o.Annotations[contract.AnnotationRebooting] == "" && n.Annotations[contract.AnnotationRebooting] != "" {
+			add("committed")
+		}
+		if ready(o) != ready(n) && ready(n) {
+			add("ready")
+		}
+		if o.Spec.Unschedulable && !n.Spec.Unschedulable {
+			add("uncordoned")
+		}
 	}
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -316,4 +326,10 @@ func hasCondition(status corev1.ConditionStatus) func(*corev1.Node) bool {
 
 func idleAndSchedulable(n *corev1.Node) bool {
 	return n.Annotations[contract.AnnotationState] == "" && !n.Spec.Unschedulable
+}
+
+// ready reports whether the node's Ready condition is True.
+func ready(n *corev1.Node) bool {
+	c := nodesim.ReadyCondition(n)
+	return c != nil && c.Status == corev1.ConditionTrue
 }

@@ -99,8 +99,17 @@ func runRollout(ctx context.Context, cfg config, res *Results, sc rolloutScenari
 	}
 
 	taken, authorized, done := map[string]time.Time{}, map[string]time.Time{}, map[string]time.Time{}
+	seenAfter := map[string]map[string]time.Time{} // kind → node → first time after the authorization
 	var first, last time.Time
 	for _, tr := range rec.since(start) {
+		if a, ok := authorized[tr.node]; ok && !tr.at.Before(a) {
+			if seenAfter[tr.kind] == nil {
+				seenAfter[tr.kind] = map[string]time.Time{}
+			}
+			if _, seen := seenAfter[tr.kind][tr.node]; !seen {
+				seenAfter[tr.kind][tr.node] = tr.at
+			}
+		}
 		switch tr.kind {
 		case "taken":
 			if _, ok := taken[tr.node]; !ok {
@@ -138,6 +147,9 @@ func runRollout(ctx context.Context, cfg config, res *Results, sc rolloutScenari
 	b := sc.bench
 	res.latency(b, "per node: cordon → drained (authorized)", summarize(drains), "", note)
 	res.latency(b, "per node: authorized → back and uncordoned", summarize(reboots), "", note)
+	for _, p := range rebootParts(authorized, seenAfter) {
+		res.latency(b, "per node, part: "+p.name, summarize(p.took), "", note)
+	}
 	res.latency(b, "limit part: eviction → replacement Ready elsewhere", summarize(took), "", "measured in this run, every evicted pod")
 	res.value(b, "limit part: reboot (the simulator's set time)", sc.rebootTime.Seconds(), "s", "", "")
 	res.value(b, fmt.Sprintf("limit = %d waves × (reboot + mean replacement)", waves), limit.Seconds(), "s", "", "")
@@ -149,7 +161,10 @@ func runRollout(ctx context.Context, cfg config, res *Results, sc rolloutScenari
 	if err != nil {
 		return err
 	}
-	byCall := countBy(entries, func(e auditEntry) string { return e.client() + " " + e.Verb + " " + e.resource() })
+	callOf := func(e auditEntry) string { return e.client() + " " + e.Verb + " " + e.resource() }
+	byCall := countBy(entries, callOf)
+	res.latency(b, "eviction request, in the API server", summarize(durations(entries, "controller create pods/eviction", callOf)), "",
+		"received → answered (audit log); concurrent evictions under one budget cost the loser 500 ms each")
 	res.value(b, "eviction attempts per rebooted node", float64(byCall["controller create pods/eviction"])/float64(sc.reboot), "requests", "",
 		fmt.Sprintf("%d pods evicted; the rest refused by the budget (429)", len(repl)))
 	if b != "rollout" {
@@ -163,4 +178,37 @@ func runRollout(ctx context.Context, cfg config, res *Results, sc rolloutScenari
 	res.value("api", "requests per rebooted node, detector", float64(byClient["detector"])/float64(sc.reboot), "requests", "", "watches excluded")
 	res.Details["rollout_requests_by_client_verb_resource"] = byCall
 	return nil
+}
+
+// rebootPart is one step of "authorized → back and uncordoned" in every
+// node that made it.
+type rebootPart struct {
+	name string
+	took []time.Duration
+}
+
+// rebootParts splits "authorized → back and uncordoned" at the steps the
+// recorder saw after each node's authorization: the detector's commitment,
+// the new boot ID, Ready, and the controller's release of the node.
+func rebootParts(authorized map[string]time.Time, after map[string]map[string]time.Time) []rebootPart {
+	steps := []struct{ kind, name string }{
+		{"", "authorized"}, {"committed", "detector committed (rebooting)"}, {"rebooted", "new boot ID reported"},
+		{"ready", "Ready"}, {"done", "released (state removed)"},
+	}
+	var parts []rebootPart
+	for i := 1; i < len(steps); i++ {
+		p := rebootPart{name: steps[i-1].name + " → " + steps[i].name}
+		for node, a := range authorized {
+			from, ok := a, true
+			if steps[i-1].kind != "" {
+				from, ok = after[steps[i-1].kind][node]
+			}
+			to, ok2 := after[steps[i].kind][node]
+			if ok && ok2 {
+				p.took = append(p.took, to.Sub(from))
+			}
+		}
+		parts = append(parts, p)
+	}
+	return parts
 }
