@@ -17,8 +17,11 @@ import (
 // than MinRetrySpacing after the pod's last attempt), and requeue is called
 // with the node's name. Budgets that block no pod of a draining node cost a
 // map lookup per draining node and nothing else. The deletion of a budget
-// that blocked a pod makes the pod due too.
+// that blocked a pod makes the pod due too. requeue is also called for a
+// node whose pod waited for its budget's eviction turn when that turn frees
+// (turns.go).
 func (d *Drainer) BudgetHandler(requeue func(node string)) cache.ResourceEventHandler {
+	d.turns.setWake(requeue)
 	wake := func(pdb *policyv1.PodDisruptionBudget) {
 		for _, node := range d.budgetChanged(pdb) {
 			requeue(node)

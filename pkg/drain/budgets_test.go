@@ -250,3 +250,40 @@ func TestFailedEvictionRetriedOnTheBudget(t *testing.T) {
 		t.Fatalf("%d attempts, status %+v: want the pod evicted on the budget's change", r.attempts, st)
 	}
 }
+
+// TestOneEvictionAtATimePerBudget: while an eviction under a budget is on
+// the wire for one node, another node's pod under the same budget is not
+// sent (the API server would make the loser of their race on the budget's
+// status sleep 500 ms); that node is requeued when the turn frees, and its
+// pod is evicted on the next pass.
+func TestOneEvictionAtATimePerBudget(t *testing.T) {
+	r := newBudgetRig(t, webPDB("10", 5))
+	r.ev.respond = nil
+	ctx := context.Background()
+	release, ok := r.d.turns.tryTake([]string{"default/web"}, "other-node") // another node's eviction in flight
+	if !ok {
+		t.Fatal("turn not given")
+	}
+	pods := []*v1.Pod{pod("web-1")}
+	st := r.d.Pass(ctx, nodeName, pods)
+	if r.attempts != 0 || st.Pending != 1 || st.Evicted != 0 {
+		t.Fatalf("while the budget's turn is taken: %d attempts, status %+v; want none sent, 1 pending", r.attempts, st)
+	}
+	if !st.RetryAt.Equal(r.clk.Now().Add(5 * time.Second)) {
+		t.Errorf("retry at %v, want the RetryDelay fallback", st.RetryAt)
+	}
+	release()
+	if len(r.requeued) != 1 || r.requeued[0] != nodeName {
+		t.Fatalf("requeued %v when the turn freed, want [%s]", r.requeued, nodeName)
+	}
+	st = r.d.Pass(ctx, nodeName, pods)
+	if r.attempts != 1 || st.Evicted != 1 {
+		t.Fatalf("after the turn freed: %d attempts, status %+v; want the eviction sent and accepted", r.attempts, st)
+	}
+	// The node's own pass gave its turn back.
+	if release, ok := r.d.turns.tryTake([]string{"default/web"}, "other-node"); !ok {
+		t.Fatal("turn still held after the pass")
+	} else {
+		release()
+	}
+}

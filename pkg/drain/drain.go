@@ -91,6 +91,7 @@ type Drainer struct {
 
 	mu    sync.Mutex
 	nodes map[string]*nodeState
+	turns budgetTurns
 }
 
 type nodeState struct {
@@ -128,6 +129,7 @@ func (d *Drainer) Forget(node string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.nodes, node)
+	d.turns.forget(node)
 }
 
 func (d *Drainer) state(node string) *nodeState {
@@ -222,6 +224,16 @@ func (d *Drainer) Pass(ctx context.Context, node string, pods []*v1.Pod) Status 
 			left = append(left, pending{name: name, why: "not evicted: the controller is stopping"})
 			continue
 		}
+		// One eviction at a time per budget (turns.go); a node whose
+		// turn is taken is requeued when it frees, or after RetryDelay.
+		release, ok := d.turns.tryTake(d.budgets(p), node)
+		if !ok {
+			left = append(left, pending{name: name, why: "waiting for its turn: one eviction at a time per PodDisruptionBudget"})
+			if at := now.Add(d.opts.RetryDelay); d.opts.RetryDelay > 0 && (out.RetryAt.IsZero() || at.Before(out.RetryAt)) {
+				out.RetryAt = at
+			}
+			continue
+		}
 		// The budgets' versions before the request: a status change
 		// after them may have come while it was on the wire.
 		before := d.budgetVersions(p)
@@ -229,6 +241,7 @@ func (d *Drainer) Pass(ctx context.Context, node string, pods []*v1.Pod) Status 
 		st.tried[p.UID] = now
 		st.mu.Unlock()
 		result, why := d.evict(ctx, node, p, st)
+		release()
 		if d.opts.OnEviction != nil {
 			d.opts.OnEviction(result)
 		}
