@@ -44,6 +44,9 @@ type agent struct {
 	probeNow func()
 
 	wake chan struct{} // node changed; capacity 1
+	// synced, when set, is called with the node each sync acted on,
+	// after it acted (tests wait on it).
+	synced func(*v1.Node)
 
 	previous  sets.Set[string] // boot IDs known to be earlier boots
 	announced sets.Set[string] // old boot IDs whose Rebooted event is recorded
@@ -75,6 +78,9 @@ func (a *agent) sync(ctx context.Context) time.Duration {
 	} else if err != nil {
 		logger.Error(err, "Cannot read the node from the cache")
 		return a.writeFails.Step()
+	}
+	if a.synced != nil {
+		defer a.synced(node)
 	}
 	d := rebootDecision(node, a.bootID, a.previous)
 	var retry time.Duration

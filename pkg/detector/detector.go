@@ -79,8 +79,11 @@ type Detector struct {
 	mu       sync.Mutex
 	synced   bool
 	reporter *reporter
-	metricsS *serving.Server
-	healthS  *serving.Server
+	// agentSynced, when set before Run, is called with the node after
+	// each sync of the agent (tests wait on what the agent saw).
+	agentSynced func(*v1.Node)
+	metricsS    *serving.Server
+	healthS     *serving.Server
 }
 
 // New checks cfg, reads the boot ID and returns a detector ready to Run.
@@ -227,7 +230,7 @@ func (d *Detector) Run(ctx context.Context) error {
 		client: d.cfg.Client, lister: lister, nodeName: d.cfg.NodeName, bootID: d.bootID,
 		rebooter: d.cfg.Rebooter, recorder: recorder, metrics: d.metrics, clock: d.cfg.Clock,
 		rebootBackoff: d.cfg.RebootBackoff, writeRetry: d.cfg.WriteBackoff,
-		wake: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), synced: d.agentSynced,
 	}
 	var r *reporter
 	if d.cfg.Detection {

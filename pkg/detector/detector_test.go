@@ -113,6 +113,12 @@ type harness struct {
 	d        *Detector
 	ctx      context.Context
 	bootID   string
+
+	// agentMu guards agentSaw, the last node the agent synced on, and
+	// agentSync, closed (and replaced) at each of its syncs.
+	agentMu   sync.Mutex
+	agentSaw  *v1.Node
+	agentSync chan struct{}
 }
 
 type harnessOpts struct {
@@ -207,6 +213,14 @@ func start(t *testing.T, o harnessOpts) *harness {
 		t.Fatalf("BootID() = %q, want the trimmed file content %q", d.BootID(), bootA)
 	}
 	h.d = d
+	h.agentSync = make(chan struct{})
+	d.agentSynced = func(n *v1.Node) {
+		h.agentMu.Lock()
+		defer h.agentMu.Unlock()
+		h.agentSaw = n
+		close(h.agentSync)
+		h.agentSync = make(chan struct{})
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.ctx = ctx
 	if err := d.Listen(); err != nil {
@@ -237,18 +251,57 @@ func (h *harness) node() *v1.Node {
 	return n
 }
 
-// waitNode observes the fake until cond holds.
+// waitNode waits until the API's node satisfies cond (what the
+// detector wrote, as the node's watch shows it).
 func (h *harness) waitNode(what string, cond func(*v1.Node) bool) *v1.Node {
 	h.t.Helper()
-	var last *v1.Node
-	err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-		last = h.node()
-		return cond(last), nil
-	})
+	w, err := h.client.CoreV1().Nodes().Watch(context.Background(), metav1.ListOptions{})
 	if err != nil {
-		h.t.Fatalf("waiting for %s: %v; node: %+v %+v", what, err, last.Annotations, last.Status.Conditions)
+		h.t.Fatal(err)
 	}
-	return last
+	defer w.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		last := h.node()
+		if cond(last) {
+			return last
+		}
+		select {
+		case <-w.ResultChan():
+		case <-deadline:
+			h.t.Fatalf("waiting for %s: no such node within 10s; node: %+v %+v", what, last.Annotations, last.Status.Conditions)
+		}
+	}
+}
+
+// waitAgent waits until the agent has acted on a version of the node for
+// which cond holds: the change was not only written to the API, the agent
+// saw it and did what it does about it.
+func (h *harness) waitAgent(what string, cond func(*v1.Node) bool) {
+	h.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		h.agentMu.Lock()
+		saw, next := h.agentSaw, h.agentSync
+		h.agentMu.Unlock()
+		if saw != nil && cond(saw) {
+			return
+		}
+		select {
+		case <-next:
+		case <-deadline:
+			var ann map[string]string
+			if saw != nil {
+				ann = saw.Annotations
+			}
+			h.t.Fatalf("the agent did not act on %s within 10s; it last saw %v", what, ann)
+		}
+	}
+}
+
+// annotated is a waitAgent condition: the annotation has the value.
+func annotated(k, v string) func(*v1.Node) bool {
+	return func(n *v1.Node) bool { return n.Annotations[k] == v }
 }
 
 func (h *harness) waitCondition(status v1.ConditionStatus) v1.NodeCondition {
@@ -541,7 +594,7 @@ func TestRebootWhenAuthorized(t *testing.T) {
 	for i := range 5 {
 		h.annotate(map[string]*string{"touch": ptr(fmt.Sprint(i))})
 	}
-	h.waitNode("last update", func(n *v1.Node) bool { return n.Annotations["touch"] == "4" })
+	h.waitAgent("the last update", annotated("touch", "4"))
 	h.source.obs <- absent // and a sync point for the loops
 	h.waitCondition(v1.ConditionFalse)
 	if got := h.rebooter.Calls(); got != 1 {
@@ -603,7 +656,7 @@ func TestRebootRetryStopsWhenAuthorizationWithdrawn(t *testing.T) {
 	})
 	clk.Step(time.Hour)
 	h.annotate(map[string]*string{"sync": ptr("1")})
-	h.waitNode("sync", func(n *v1.Node) bool { return n.Annotations["sync"] == "1" })
+	h.waitAgent("a later update", annotated("sync", "1"))
 	select {
 	case <-h.rebooter.called:
 		t.Fatal("reboot attempted after the authorization was withdrawn")
@@ -659,6 +712,7 @@ func TestAfterReboot(t *testing.T) {
 	h.source.obs <- absent
 	h.waitCondition(v1.ConditionFalse)
 	h.expectEvent("Normal RebootNotRequired")
+	h.waitAgent("the update", annotated("touch", "1"))
 	h.noEvent()
 	if h.rebooter.Calls() != 0 {
 		t.Fatal("rebooted on a stale authorization")
@@ -753,7 +807,7 @@ func TestRebootCommitmentLosesToAConcurrentChange(t *testing.T) {
 	// wrong boot ID: a warning, no commitment, no reboot.
 	h.expectEvent("Warning InvalidAnnotation")
 	h.annotate(map[string]*string{"sync": ptr("1")})
-	h.waitNode("sync", func(n *v1.Node) bool { return n.Annotations["sync"] == "1" })
+	h.waitAgent("a later update", annotated("sync", "1"))
 	if got := h.rebooter.Calls(); got != 0 {
 		t.Fatalf("%d reboots on an authorization changed before the commitment", got)
 	}
@@ -893,7 +947,7 @@ func TestOneRebootRequestWhileGoingDown(t *testing.T) {
 	h.waitCondition(v1.ConditionFalse)
 	h.expectEvent("Normal RebootNotRequired")
 	h.annotate(map[string]*string{"touch": ptr("last")})
-	h.waitNode("last update", func(n *v1.Node) bool { return n.Annotations["touch"] == "last" })
+	h.waitAgent("the last update", annotated("touch", "last"))
 	if got := b.Calls(); got != 1 {
 		t.Fatalf("%d reboot requests for one authorization, want 1", got)
 	}
@@ -917,7 +971,7 @@ func TestFailedRebootRetriedOnlyAfterBackoff(t *testing.T) {
 	for i := range 10 {
 		h.annotate(map[string]*string{"touch": ptr(fmt.Sprint(i))})
 	}
-	h.waitNode("updates", func(n *v1.Node) bool { return n.Annotations["touch"] == "9" })
+	h.waitAgent("the updates", annotated("touch", "9"))
 	// The fake clock has not moved: whatever the loop did with those
 	// updates, the backoff has not passed.
 	if got := h.rebooter.Calls(); got != 1 {
@@ -934,10 +988,10 @@ func TestFailedRebootRetriedOnlyAfterBackoff(t *testing.T) {
 	for i := range 5 {
 		h.annotate(map[string]*string{"touch": ptr(fmt.Sprint("after", i))})
 	}
-	h.waitNode("updates", func(n *v1.Node) bool { return n.Annotations["touch"] == "after4" })
+	h.waitAgent("the updates", annotated("touch", "after4"))
 	clk.Step(time.Hour)
 	h.annotate(map[string]*string{"touch": ptr("last")})
-	h.waitNode("last", func(n *v1.Node) bool { return n.Annotations["touch"] == "last" })
+	h.waitAgent("the last update", annotated("touch", "last"))
 	if got := h.rebooter.Calls(); got != 2 {
 		t.Fatalf("%d reboot attempts, want 2 (one failed, one accepted)", got)
 	}
