@@ -426,8 +426,17 @@ func kuredDaemonSet() *appsv1.DaemonSet {
 	}
 }
 
-// containerArgs is the first container's args.
-func containerArgs(spec corev1.PodSpec) []string { return spec.Containers[0].Args }
+// containerArgs is the first container's args; for a detector pod with a
+// sentinel container, the detector container's with detection on: the
+// simulated host runs one detector process for the pod's two containers
+// (one reboots, one detects; detectorArgs points both halves at the host).
+func containerArgs(spec corev1.PodSpec) []string {
+	args := spec.Containers[0].Args
+	if len(spec.Containers) == 2 && spec.Containers[1].Name == "sentinel" {
+		args = append(without(args, "detection"), "--detection=true")
+	}
+	return args
+}
 
 // waitDaemonSet waits until the detector DaemonSet has scheduled and
 // readied a pod on want nodes, and returns it.

@@ -535,8 +535,10 @@ func TestKustomizeInstall(t *testing.T) {
 				t.Fatal(err)
 			}
 			o := parseDetector(t, ds.Spec.Template.Spec.Containers[0].Args)
-			if o.Detection == npd || (comps[0] == "reboot-signal") != (o.RebootMethod == "signal") || (comps[0] == "reboot-dbus") != (o.RebootMethod == "dbus") {
-				t.Errorf("%v: the applied DaemonSet has reboot-method=%s detection=%v", comps, o.RebootMethod, o.Detection)
+			// Detection is the sentinel container's (none with NPD).
+			detects := len(ds.Spec.Template.Spec.Containers) == 2 && ds.Spec.Template.Spec.Containers[1].Name == "sentinel"
+			if detects == npd || o.Detection || (comps[0] == "reboot-signal") != (o.RebootMethod == "signal") || (comps[0] == "reboot-dbus") != (o.RebootMethod == "dbus") {
+				t.Errorf("%v: the applied DaemonSet has reboot-method=%s detection=%v, a sentinel container: %v", comps, o.RebootMethod, o.Detection, detects)
 			}
 			if got := p.Spec.Variables[0]; got.Name != "ownedConditions" || (got.Expression == "[]") != npd {
 				t.Errorf("%v: applied policy variable %s = %s", comps, got.Name, got.Expression)

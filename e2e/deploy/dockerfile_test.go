@@ -198,11 +198,12 @@ func TestDockerfile(t *testing.T) {
 			if o.GetKind() != "DaemonSet" && o.GetKind() != "Deployment" {
 				continue
 			}
-			c := container(t, o)
-			cmd, _, _ := unstructured.NestedStringSlice(c, "command")
-			want := "/usr/local/bin/" + o.GetName()
-			if len(cmd) != 1 || cmd[0] != want || !slices.Contains(files.paths, cmd[0]) {
-				t.Errorf("%s: %s runs %q; want [%s], which the image has (%v)", name, key(o), cmd, want, files.paths)
+			for _, c := range containers(t, o) {
+				cmd, _, _ := unstructured.NestedStringSlice(c, "command")
+				want := "/usr/local/bin/" + o.GetName()
+				if len(cmd) != 1 || cmd[0] != want || !slices.Contains(files.paths, cmd[0]) {
+					t.Errorf("%s: %s container %v runs %q; want [%s], which the image has (%v)", name, key(o), c["name"], cmd, want, files.paths)
+				}
 			}
 		}
 	}

@@ -210,7 +210,8 @@ func TestHelmInstall(t *testing.T) {
 			}
 			if r == "servicemonitors" {
 				eps, _, _ := unstructured.NestedSlice(o.Object, "spec", "endpoints")
-				if len(eps) != 1 || eps[0].(map[string]any)["interval"] != "1m" {
+				// The detector pod's two containers: metrics and s-metrics.
+				if len(eps) != 2 || eps[0].(map[string]any)["interval"] != "1m" || eps[1].(map[string]any)["interval"] != "1m" {
 					t.Errorf("ServiceMonitor endpoints %v", eps)
 				}
 			}

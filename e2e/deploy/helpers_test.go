@@ -40,7 +40,8 @@ const (
 // policyNames are the install's admission policies.
 var policyNames = []string{policyName, eventsPolicy, controllerPolicy}
 
-// The paths where the manifests mount the host's /var/run.
+// The paths where the manifests mount the host's /var/run (the sentinel
+// container) and /var/run/dbus (the detector container, reboot-dbus).
 const (
 	hostSentinel   = "/host/var/run/reboot-required"
 	hostDBusSocket = "/host/var/run/dbus/system_bus_socket"
@@ -292,14 +293,45 @@ func podSpec(t testing.TB, o *unstructured.Unstructured) map[string]any {
 	return spec
 }
 
-// container returns the only container of a workload.
+// container returns the first container of a workload: the controller's
+// only one, the detector pod's reboot container "detector".
 func container(t testing.TB, o *unstructured.Unstructured) map[string]any {
 	t.Helper()
-	cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
-	if len(cs) != 1 {
-		t.Fatalf("%s: want one container, got %d", key(o), len(cs))
+	cs := containers(t, o)
+	if len(cs) == 0 || (o.GetKind() == "DaemonSet" && cs[0]["name"] != "detector") {
+		t.Fatalf("%s: want the container detector first, got %d containers", key(o), len(cs))
 	}
-	return cs[0].(map[string]any)
+	return cs[0]
+}
+
+// containers returns every container of a workload.
+func containers(t testing.TB, o *unstructured.Unstructured) []map[string]any {
+	t.Helper()
+	cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+	var out []map[string]any
+	for _, c := range cs {
+		out = append(out, c.(map[string]any))
+	}
+	return out
+}
+
+// sentinelContainer returns the detector pod's sentinel container, if any
+// (none with node-problem-detector or a sentinel command).
+func sentinelContainer(t testing.TB, o *unstructured.Unstructured) (map[string]any, bool) {
+	t.Helper()
+	cs := containers(t, o)
+	for i, c := range cs {
+		if c["name"] == "sentinel" {
+			if i != 1 || len(cs) != 2 {
+				t.Fatalf("%s: the sentinel container is container %d of %d, want the second of two", key(o), i, len(cs))
+			}
+			return c, true
+		}
+	}
+	if len(cs) != 1 {
+		t.Fatalf("%s: %d containers, no sentinel container", key(o), len(cs))
+	}
+	return nil, false
 }
 
 func stringList(t testing.TB, m map[string]any, field string) []string {

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,13 +29,10 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/reboot"
 )
 
-// TestKustomizeFlags parses the args of both containers of the base and of
+// TestKustomizeFlags parses the args of every container of the base and of
 // every component with the binaries' own flag parsers, and checks what each
 // variant is for.
 func TestKustomizeFlags(t *testing.T) {
-	wantDetector := detectorOptions()
-	wantDetector.Sentinel = hostSentinel
-	wantDetector.DBusSocket = hostDBusSocket
 	wantController := controllerOptions()
 
 	variants := map[string]func(d *dopts.Options){
@@ -44,11 +42,10 @@ func TestKustomizeFlags(t *testing.T) {
 		},
 		"reboot-dbus": func(d *dopts.Options) {
 			d.RebootMethod = "dbus"
+			d.DBusSocket = hostDBusSocket
 		},
-		"prometheus": func(*dopts.Options) {},
-		"node-problem-detector": func(d *dopts.Options) {
-			d.Detection = false
-		},
+		"prometheus":            func(*dopts.Options) {},
+		"node-problem-detector": func(*dopts.Options) {},
 	}
 	for comp, edit := range variants {
 		t.Run("base+"+comp, func(t *testing.T) {
@@ -60,10 +57,19 @@ func TestKustomizeFlags(t *testing.T) {
 			}
 			ds := find(t, objs, "DaemonSet", "nodereboot-detector")
 			got := parseDetector(t, stringList(t, container(t, ds), "args"))
-			want := *wantDetector
+			want := *wantRebootOnly()
 			edit(&want)
 			if !reflect.DeepEqual(*got, want) {
-				t.Errorf("detector options:\n got %+v\nwant %+v", *got, want)
+				t.Errorf("detector container options:\n got %+v\nwant %+v", *got, want)
+			}
+			sc, ok := sentinelContainer(t, ds)
+			if ok == (comp == "node-problem-detector") {
+				t.Errorf("sentinel container present: %v", ok)
+			}
+			if ok {
+				if got := parseDetector(t, stringList(t, sc, "args")); !reflect.DeepEqual(got, wantSentinel()) {
+					t.Errorf("sentinel container options:\n got %+v\nwant %+v", *got, *wantSentinel())
+				}
 			}
 			dep := find(t, objs, "Deployment", "nodereboot-controller")
 			if got := parseController(t, stringList(t, container(t, dep), "args")); !reflect.DeepEqual(got, wantController) {
@@ -85,77 +91,129 @@ func TestKustomizeFlags(t *testing.T) {
 
 	t.Run("signal with node-problem-detector", func(t *testing.T) {
 		objs := decode(t, mustKustomize(t, "reboot-signal", "node-problem-detector"))
-		o := parseDetector(t, stringList(t, container(t, find(t, objs, "DaemonSet", "nodereboot-detector")), "args"))
-		if o.RebootMethod != "signal" || o.Detection {
-			t.Errorf("reboot-method=%s detection=%v, want signal and false", o.RebootMethod, o.Detection)
+		ds := find(t, objs, "DaemonSet", "nodereboot-detector")
+		o := parseDetector(t, stringList(t, container(t, ds), "args"))
+		if _, ok := sentinelContainer(t, ds); o.RebootMethod != "signal" || o.Detection || ok {
+			t.Errorf("reboot-method=%s detection=%v sentinel container %v, want signal, false and none", o.RebootMethod, o.Detection, ok)
 		}
+		checkDetectorPrivileges(t, ds, "signal")
 	})
 }
 
-// checkDetectorPrivileges checks that the detector pod has exactly what its
-// reboot method needs (docs/install.md).
+// wantRebootOnly are the options of the detector pod's detector container
+// in the base: it reboots, the sentinel container detects.
+func wantRebootOnly() *dopts.Options {
+	o := detectorOptions()
+	o.Detection = false
+	return o
+}
+
+// wantSentinel are the options of the detector pod's sentinel container.
+func wantSentinel() *dopts.Options {
+	o := detectorOptions()
+	o.RebootMethod = dopts.MethodNone
+	o.Sentinel = hostSentinel
+	o.MetricsBindAddress, o.HealthProbeBindAddress = ":8082", ":8083"
+	return o
+}
+
+// checkDetectorPrivileges checks that each container of the detector pod
+// has exactly what it needs (docs/detector.md, "Least privilege"): the
+// detector container what its reboot method needs and no host mount but
+// the system bus's folder (dbus); the sentinel container no root, no
+// capability and the host's /var/run read-only.
 func checkDetectorPrivileges(t *testing.T, ds *unstructured.Unstructured, method string) {
 	t.Helper()
 	spec := podSpec(t, ds)
-	c := container(t, ds)
-	sc, _ := c["securityContext"].(map[string]any)
 	hostPID, _ := spec["hostPID"].(bool)
-	privileged, _ := sc["privileged"].(bool)
-	uid, _, _ := unstructured.NestedInt64(sc, "runAsUser")
-	ape, apeSet, _ := unstructured.NestedBool(sc, "allowPrivilegeEscalation")
-	add, _, _ := unstructured.NestedStringSlice(sc, "capabilities", "add")
-	drop, _, _ := unstructured.NestedStringSlice(sc, "capabilities", "drop")
-	rofs, _, _ := unstructured.NestedBool(sc, "readOnlyRootFilesystem")
-	if !rofs {
+	c := container(t, ds)
+	sc := securityContext(c)
+	if !sc.rofs {
 		t.Errorf("%s: the detector's root file system is writable", method)
 	}
-	if uid != 0 {
-		t.Errorf("%s: runAsUser %d, want 0 (every reboot method needs root)", method, uid)
+	if sc.uid != 0 || !sc.apeSet || sc.ape || sc.privileged || !slices.Equal(sc.drop, []string{"ALL"}) {
+		t.Errorf("%s: runAsUser %d privileged=%v allowPrivilegeEscalation=%v drop=%v; want 0 (every reboot method needs root), not privileged, no escalation, drop ALL", method, sc.uid, sc.privileged, sc.ape, sc.drop)
 	}
+	var mounts []string
 	switch method {
 	case "command":
-		if !hostPID || !privileged {
-			t.Errorf("command: hostPID=%v privileged=%v, want both (nsenter into PID 1's mount namespace)", hostPID, privileged)
+		if !hostPID || !slices.Equal(sc.add, []string{"SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE"}) || sc.appArmor != "Unconfined" {
+			t.Errorf("command: hostPID=%v add=%v appArmorProfile=%q, want hostPID, SYS_ADMIN+SYS_CHROOT+SYS_PTRACE (nsenter into PID 1's mount namespace), Unconfined", hostPID, sc.add, sc.appArmor)
 		}
 	case "signal":
-		if !hostPID || privileged || (apeSet && ape) || !apeSet || len(add) > 0 || !slices.Equal(drop, []string{"ALL"}) {
-			t.Errorf("signal: hostPID=%v privileged=%v allowPrivilegeEscalation=%v add=%v drop=%v; want hostPID, not privileged, no escalation, no capability (uid 0 signals PID 1 without CAP_KILL)", hostPID, privileged, ape, add, drop)
+		if !hostPID || len(sc.add) > 0 || sc.appArmor != "Unconfined" {
+			t.Errorf("signal: hostPID=%v add=%v appArmorProfile=%q; want hostPID, no capability (uid 0 signals PID 1 without CAP_KILL), Unconfined (the runtime's profile refuses signals to PID 1)", hostPID, sc.add, sc.appArmor)
 		}
 	case "dbus":
-		if hostPID || privileged || (apeSet && ape) || !apeSet || len(add) > 0 || !slices.Equal(drop, []string{"ALL"}) {
-			t.Errorf("dbus: hostPID=%v privileged=%v allowPrivilegeEscalation=%v add=%v drop=%v; want no hostPID, not privileged, no escalation, no capability", hostPID, privileged, ape, add, drop)
+		if hostPID || len(sc.add) > 0 || sc.appArmor != "" {
+			t.Errorf("dbus: hostPID=%v add=%v appArmorProfile=%q; want no hostPID, no capability, the runtime's AppArmor profile", hostPID, sc.add, sc.appArmor)
 		}
+		mounts = []string{"/host/var/run/dbus=/var/run/dbus"}
 	default:
 		t.Errorf("unknown reboot method %q", method)
 	}
-	// The host's /var/run, read-only, where the flags point.
+	if got := hostMounts(t, spec, c); !slices.Equal(got, mounts) {
+		t.Errorf("%s: the detector container mounts %v, want %v", method, got, mounts)
+	}
+	if s, ok := sentinelContainer(t, ds); ok {
+		ssc := securityContext(s)
+		if ssc.uid == 0 || ssc.uid == 65532 || !ssc.nonRoot || !ssc.apeSet || ssc.ape || ssc.privileged || len(ssc.add) > 0 || !slices.Equal(ssc.drop, []string{"ALL"}) || !ssc.rofs || ssc.appArmor != "" {
+			t.Errorf("sentinel container: %+v; want a uid of its own (not 0, not the image's 65532), runAsNonRoot, no capability, no escalation, read-only, the runtime's AppArmor profile", ssc)
+		}
+		if got := hostMounts(t, spec, s); !slices.Equal(got, []string{"/host/var/run=/var/run"}) {
+			t.Errorf("the sentinel container mounts %v, want the host's /var/run at /host/var/run", got)
+		}
+	}
+	if !strings.HasPrefix(hostSentinel, "/host/var/run/") || !strings.HasPrefix(hostDBusSocket, "/host/var/run/dbus/") {
+		t.Fatal("the sentinel and the socket must be under the mounts")
+	}
+}
+
+// containerSecurity is what checkDetectorPrivileges reads of a container's
+// securityContext.
+type containerSecurity struct {
+	uid                                    int64
+	privileged, ape, apeSet, rofs, nonRoot bool
+	add, drop                              []string
+	appArmor                               string
+}
+
+func securityContext(c map[string]any) containerSecurity {
+	sc, _ := c["securityContext"].(map[string]any)
+	var s containerSecurity
+	if u, ok, _ := unstructured.NestedFieldNoCopy(sc, "runAsUser"); ok {
+		s.uid, _ = strconv.ParseInt(fmt.Sprint(u), 10, 64)
+	}
+	s.privileged, _, _ = unstructured.NestedBool(sc, "privileged")
+	s.ape, s.apeSet, _ = unstructured.NestedBool(sc, "allowPrivilegeEscalation")
+	s.rofs, _, _ = unstructured.NestedBool(sc, "readOnlyRootFilesystem")
+	s.nonRoot, _, _ = unstructured.NestedBool(sc, "runAsNonRoot")
+	s.add, _, _ = unstructured.NestedStringSlice(sc, "capabilities", "add")
+	s.drop, _, _ = unstructured.NestedStringSlice(sc, "capabilities", "drop")
+	s.appArmor, _, _ = unstructured.NestedString(sc, "appArmorProfile", "type")
+	return s
+}
+
+// hostMounts lists a container's hostPath mounts as mountPath=hostPath; each
+// must be read-only.
+func hostMounts(t *testing.T, spec, c map[string]any) []string {
+	t.Helper()
 	vols, _, _ := unstructured.NestedSlice(spec, "volumes")
-	mounts, _, _ := unstructured.NestedSlice(c, "volumeMounts")
-	found := false
-	for _, m := range mounts {
+	ms, _, _ := unstructured.NestedSlice(c, "volumeMounts")
+	var out []string
+	for _, m := range ms {
 		m := m.(map[string]any)
-		if m["mountPath"] != "/host/var/run" {
-			continue
-		}
-		found = true
-		if m["readOnly"] != true {
-			t.Errorf("the host's /var/run is mounted writable")
-		}
 		for _, v := range vols {
 			v := v.(map[string]any)
-			if v["name"] == m["name"] {
-				if p, _, _ := unstructured.NestedString(v, "hostPath", "path"); p != "/var/run" {
-					t.Errorf("volume %v: hostPath %q, want /var/run", v["name"], p)
+			if p, ok, _ := unstructured.NestedString(v, "hostPath", "path"); ok && v["name"] == m["name"] {
+				if m["readOnly"] != true {
+					t.Errorf("container %v: the host's %s is mounted writable", c["name"], p)
 				}
+				out = append(out, fmt.Sprintf("%v=%s", m["mountPath"], p))
 			}
 		}
 	}
-	if !found {
-		t.Errorf("no mount at /host/var/run")
-	}
-	if !strings.HasPrefix(hostSentinel, "/host/var/run/") || !strings.HasPrefix(hostDBusSocket, "/host/var/run/") {
-		t.Fatal("the sentinel and the socket must be under the mount")
-	}
+	return out
 }
 
 // values is deploy/helm/nodereboot/values.yaml.
@@ -217,12 +275,14 @@ func TestHelmValuesCoverEveryFlag(t *testing.T) {
 	}
 
 	objs := decode(t, mustHelmTemplate(t))
-	wantD := detectorOptions()
-	wantD.Sentinel = hostSentinel
-	wantD.DBusSocket = hostDBusSocket
 	ds := find(t, objs, "DaemonSet", "nodereboot-detector")
-	if got := parseDetector(t, stringList(t, container(t, ds), "args")); !reflect.DeepEqual(got, wantD) {
-		t.Errorf("chart's detector options are not the binary's defaults:\n got %+v\nwant %+v", *got, *wantD)
+	if got := parseDetector(t, stringList(t, container(t, ds), "args")); !reflect.DeepEqual(got, wantRebootOnly()) {
+		t.Errorf("chart's detector container options are not the binary's defaults:\n got %+v\nwant %+v", *got, *wantRebootOnly())
+	}
+	if sc, ok := sentinelContainer(t, ds); !ok {
+		t.Errorf("the chart renders no sentinel container")
+	} else if got := parseDetector(t, stringList(t, sc, "args")); !reflect.DeepEqual(got, wantSentinel()) {
+		t.Errorf("chart's sentinel container options are not the binary's defaults:\n got %+v\nwant %+v", *got, *wantSentinel())
 	}
 	dep := find(t, objs, "Deployment", "nodereboot-controller")
 	if got := parseController(t, stringList(t, container(t, dep), "args")); !reflect.DeepEqual(got, controllerOptions()) {
@@ -277,9 +337,12 @@ func compareObjects(t *testing.T, name string, k, h *unstructured.Unstructured) 
 	}
 	switch k.GetKind() {
 	case "DaemonSet":
-		kargs, hargs := stringList(t, container(t, k), "args"), stringList(t, container(t, h), "args")
-		if ko, ho := parseDetector(t, kargs), parseDetector(t, hargs); !reflect.DeepEqual(ko, ho) {
-			t.Errorf("%s: options differ:\nkustomize %+v\nhelm      %+v", name, *ko, *ho)
+		kcs, hcs := containers(t, k), containers(t, h)
+		for i := range min(len(kcs), len(hcs)) {
+			kargs, hargs := stringList(t, kcs[i], "args"), stringList(t, hcs[i], "args")
+			if ko, ho := parseDetector(t, kargs), parseDetector(t, hargs); !reflect.DeepEqual(ko, ho) {
+				t.Errorf("%s container %v: options differ:\nkustomize %+v\nhelm      %+v", name, kcs[i]["name"], *ko, *ho)
+			}
 		}
 		dropArgs(k)
 		dropArgs(h)
@@ -300,9 +363,16 @@ func compareObjects(t *testing.T, name string, k, h *unstructured.Unstructured) 
 	}
 }
 
+// dropArgs removes every container's args (compared as options) and an
+// empty volumes list (what a component that removes the only volume leaves).
 func dropArgs(o *unstructured.Unstructured) {
-	cs := o.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)
-	delete(cs[0].(map[string]any), "args")
+	spec := o.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+	for _, c := range spec["containers"].([]any) {
+		delete(c.(map[string]any), "args")
+	}
+	if vs, ok := spec["volumes"].([]any); ok && len(vs) == 0 {
+		delete(spec, "volumes")
+	}
 }
 
 // TestHelmRBACIsDeployRBAC: the chart's RBAC is deploy/rbac (rules,

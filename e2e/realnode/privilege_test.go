@@ -2,7 +2,10 @@ package realnode
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,27 +73,93 @@ func waitRebootFailed(t *testing.T, ctx context.Context, n *node, since time.Tim
 	}
 }
 
-// podResult runs a busybox pod on the VM node and returns whether its
-// command exited 0.
-func podResult(t *testing.T, ctx context.Context, n *node, name string, c corev1.Container, vols ...corev1.Volume) bool {
+// podOutput runs a busybox pod of the spec on the VM node and returns
+// whether it exited 0 and its termination message.
+func podOutput(t *testing.T, ctx context.Context, n *node, name string, spec corev1.PodSpec) (bool, string) {
 	t.Helper()
-	if err := runPod(t, ctx, n, name, c, vols...); err != nil {
+	if err := runPodSpec(t, ctx, n, name, spec); err != nil {
 		t.Fatal(err)
 	}
 	pods := waitPods(t, ctx, n, workloadNS, "", "pod "+name+" finished", func(ps []corev1.Pod) bool {
-		for _, p := range ps {
-			if p.Name == name && (p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed) {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(ps, func(p corev1.Pod) bool {
+			return p.Name == name && (p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed)
+		})
 	})
 	for _, p := range pods {
 		if p.Name == name {
-			return p.Status.Phase == corev1.PodSucceeded
+			msg := ""
+			if cs := p.Status.ContainerStatuses; len(cs) == 1 && cs[0].State.Terminated != nil {
+				msg = cs[0].State.Terminated.Message
+			}
+			return p.Status.Phase == corev1.PodSucceeded, msg
 		}
 	}
-	return false
+	return false, ""
+}
+
+// reachScript prints, one per line, name=yes or name=no for what a
+// container reaches on the host. connect(2) on a Unix socket needs write
+// permission on it: busybox's test -w checks the mode bits for a user other
+// than root (root owns the sockets here, and test -w is true for root).
+// Through /proc/1/root: the host's root, for containers with hostPID (a
+// ptrace access check against PID 1).
+const reachScript = `r() { if eval "$2" >/dev/null 2>&1; then echo "$1=yes"; else echo "$1=no"; fi; }
+{
+r host-var-run 'ls /host/var/run/systemd'
+r runtime-socket-exists 'test -S /host/var/run/containerd/containerd.sock'
+r runtime-socket 'test -w /host/var/run/containerd/containerd.sock || test -w /proc/1/root/run/containerd/containerd.sock'
+r other-rootfs 'ls /host/var/run/containerd/io.containerd.runtime.v2.task/k8s.io/*/rootfs/pause || ls /proc/1/root/run/containerd/io.containerd.runtime.v2.task/k8s.io/*/rootfs/pause'
+r kubelet-dir 'ls /host/var/lib/kubelet/pods || ls /proc/1/root/var/lib/kubelet/pods'
+r host-root 'ls /proc/1/root/etc/kubernetes'
+r bus-socket 'test -w /host/var/run/dbus/system_bus_socket'
+} > /dev/termination-log`
+
+// reach runs reachScript in a pod made like one container of the installed
+// detector DaemonSet (its pod's hostPID and securityContext, the
+// container's securityContext and mounts, the volumes those use) and
+// returns what it reached.
+func reach(t *testing.T, ctx context.Context, n *node, name, container string) map[string]bool {
+	t.Helper()
+	ds, err := n.c.Client.AppsV1().DaemonSets(systemNS).Get(ctx, "nodereboot-detector", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := ds.Spec.Template.Spec
+	i := slices.IndexFunc(tmpl.Containers, func(c corev1.Container) bool { return c.Name == container })
+	if i < 0 {
+		t.Fatalf("the detector DaemonSet has no container %s", container)
+	}
+	dc := tmpl.Containers[i]
+	spec := corev1.PodSpec{HostPID: tmpl.HostPID, SecurityContext: tmpl.SecurityContext,
+		Containers: []corev1.Container{{Command: []string{"/bin/busybox", "sh", "-c", reachScript},
+			SecurityContext: dc.SecurityContext, VolumeMounts: dc.VolumeMounts}}}
+	for _, v := range tmpl.Volumes {
+		if slices.ContainsFunc(dc.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == v.Name }) {
+			spec.Volumes = append(spec.Volumes, v)
+		}
+	}
+	ok, out := podOutput(t, ctx, n, name, spec)
+	got := map[string]bool{}
+	for line := range strings.Lines(out) {
+		if k, v, found := strings.Cut(strings.TrimSpace(line), "="); found {
+			got[k] = v == "yes"
+		}
+	}
+	if !ok || len(got) != 7 {
+		t.Fatalf("%s: the probe like the %s container failed or said %q", name, container, out)
+	}
+	t.Logf("like the detector pod's %s container (%s): %s", container, name, strings.Join(strings.Fields(out), " "))
+	return got
+}
+
+// expectReach compares what a probe reached with what it may reach.
+func expectReach(t *testing.T, what string, got map[string]bool, want map[string]bool) {
+	t.Helper()
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: %s reachable: %v, want %v", what, k, got[k], w)
+		}
+	}
 }
 
 // detectorSecurity is the securityContext of the reboot-signal and
@@ -115,31 +184,39 @@ func TestLeastPrivilege(t *testing.T) {
 	startController(t, ctx, n)
 	workload(t, ctx, n)
 
-	// What the manifests' mount of the host's /var/run (read-only, as the
-	// detector has it, root without capabilities as in reboot-dbus) reaches,
-	// and what a mount of the system bus's folder alone reaches.
-	t.Run("host-run-mount", func(t *testing.T) {
-		hostRun := corev1.Volume{Name: "host-run", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/run"}}}
-		busOnly := corev1.Volume{Name: "host-run", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/run/dbus"}}}
-		probe := func(name, mountPath, script string, vol corev1.Volume) bool {
-			return podResult(t, ctx, n, name, corev1.Container{
-				Command:         []string{"/bin/busybox", "sh", "-c", script},
-				SecurityContext: detectorSecurity(),
-				VolumeMounts:    []corev1.VolumeMount{{Name: "host-run", MountPath: mountPath, ReadOnly: true}},
-			}, vol)
-		}
-		runtimeSocket := "test -S /host/var/run/containerd/containerd.sock"
-		// The web pods' root filesystems hold /pause.
-		otherRootfs := "ls /host/var/run/containerd/io.containerd.runtime.v2.task/k8s.io/*/rootfs/pause"
-		bus := "test -S /host/var/run/dbus/system_bus_socket"
-		socket := probe("probe-socket", "/host/var/run", runtimeSocket, hostRun)
-		rootfs := probe("probe-rootfs", "/host/var/run", otherRootfs, hostRun)
-		t.Logf("with the host's /var/run mounted read-only: containerd's socket reachable: %v; other containers' root filesystems readable: %v", socket, rootfs)
-		if !probe("probe-bus", "/host/var/run/dbus", bus, busOnly) {
-			t.Errorf("the system bus socket is not reachable through a mount of /var/run/dbus alone")
-		}
-		if probe("probe-bus-socket", "/host/var/run/dbus", runtimeSocket, busOnly) || probe("probe-bus-rootfs", "/host/var/run/dbus", otherRootfs, busOnly) {
-			t.Errorf("a mount of /var/run/dbus alone reaches the runtime")
+	// What each container of the detector pod reaches on the host, as
+	// installed: the sentinel container sees the sentinel's folder and
+	// nothing it could use of what else is there; the detector container
+	// of signal and dbus reaches neither the runtime nor other containers
+	// nor the kubelet's files (dbus: the system bus alone).
+	t.Run("what-each-container-reaches", func(t *testing.T) {
+		nothing := map[string]bool{"host-var-run": false, "runtime-socket": false, "other-rootfs": false, "kubelet-dir": false, "host-root": false}
+		sentinel := maps.Clone(nothing)
+		// The host's /var/run (the sentinel's folder) is there, and the
+		// runtime's socket in it to see, not to connect to.
+		sentinel["host-var-run"], sentinel["runtime-socket-exists"] = true, true
+		for _, m := range []struct{ method, component string }{{"command", ""}, {"signal", "reboot-signal"}, {"dbus", "reboot-dbus"}} {
+			var comps []string
+			if m.component != "" {
+				comps = append(comps, m.component)
+			}
+			install(t, ctx, n, comps...)
+			expectReach(t, m.method+": sentinel container", reach(t, ctx, n, "reach-sentinel-"+m.method, "sentinel"), sentinel)
+			det := reach(t, ctx, n, "reach-detector-"+m.method, "detector")
+			switch m.method {
+			case "command":
+				// nsenter into PID 1's namespaces is the method: the
+				// host's root is reachable through /proc/1/root too.
+				if !det["host-root"] {
+					t.Errorf("command: the detector container does not reach the host's root through /proc/1/root")
+				}
+			case "signal":
+				expectReach(t, "signal: detector container", det, nothing)
+			case "dbus":
+				want := maps.Clone(nothing)
+				want["bus-socket"] = true
+				expectReach(t, "dbus: detector container", det, want)
+			}
 		}
 	})
 
@@ -151,30 +228,31 @@ func TestLeastPrivilege(t *testing.T) {
 		trigger(t, ctx, n, "signal").follow(t, ctx)
 	})
 
-	// command without privileged: nsenter into PID 1's mount namespace
-	// fails with no capability, and with CAP_SYS_ADMIN and CAP_SYS_CHROOT
-	// alone (what setns(CLONE_NEWNS) checks): opening /proc/1/ns/mnt is a
-	// ptrace access check, and PID 1 holds capabilities the detector does
-	// not. With CAP_SYS_PTRACE as well, the same authorization reboots.
+	// command: nsenter into PID 1's mount namespace fails with no
+	// capability, and without any one of CAP_SYS_ADMIN and CAP_SYS_CHROOT
+	// (what setns(CLONE_NEWNS) checks) and CAP_SYS_PTRACE (opening
+	// /proc/1/ns/mnt is a ptrace access check, and PID 1 holds capabilities
+	// the detector does not). With the manifests' three, the same
+	// authorization reboots.
 	t.Run("command-capabilities", func(t *testing.T) {
 		install(t, ctx, n)
 		setDetector(t, ctx, n, true, func(s *corev1.PodSpec) { s.Containers[0].SecurityContext = detectorSecurity() })
 		r := trigger(t, ctx, n, "command")
 		t.Logf("command, no capability: %s", waitRebootFailed(t, ctx, n, r.tl.start))
-		setDetector(t, ctx, n, false, func(s *corev1.PodSpec) {
-			s.Containers[0].SecurityContext = detectorSecurity("SYS_ADMIN", "SYS_CHROOT")
-		})
-		// The pod without capabilities is gone: a RebootFailed from now on
-		// is the new pod's.
-		t.Logf("command, CAP_SYS_ADMIN and CAP_SYS_CHROOT: %s", waitRebootFailed(t, ctx, n, time.Now()))
-		setDetector(t, ctx, n, false, func(s *corev1.PodSpec) {
-			s.Containers[0].SecurityContext = detectorSecurity("SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE")
-		})
+		for _, caps := range [][]corev1.Capability{{"SYS_ADMIN", "SYS_CHROOT"}, {"SYS_CHROOT", "SYS_PTRACE"}, {"SYS_ADMIN", "SYS_PTRACE"}} {
+			setDetector(t, ctx, n, false, func(s *corev1.PodSpec) { s.Containers[0].SecurityContext = detectorSecurity(caps...) })
+			// The pod before is gone (a DaemonSet replaces a node's pod
+			// only once it is): a RebootFailed from now on is the new
+			// pod's.
+			t.Logf("command, %v only: %s", caps, waitRebootFailed(t, ctx, n, time.Now()))
+		}
+		// deploy/ as it is: CAP_SYS_ADMIN, CAP_SYS_CHROOT, CAP_SYS_PTRACE.
 		since := time.Now()
+		install(t, ctx, n)
 		// Either the node reboots, or the detector says why not.
 		for !r.tl.has(stVMNewBoot) {
 			if m, ok := rebootFailedSince(ctx, n, since); ok {
-				t.Fatalf("command with CAP_SYS_ADMIN, CAP_SYS_CHROOT and CAP_SYS_PTRACE: %s", m)
+				t.Fatalf("command with the manifests' capabilities: %s", m)
 			}
 			select {
 			case <-ctx.Done():
@@ -186,27 +264,22 @@ func TestLeastPrivilege(t *testing.T) {
 		r.follow(t, ctx)
 	})
 
-	// dbus without the system bus: the reboot fails; given back, the same
+	// dbus without the bus: the reboot fails; given back, the same
 	// authorization reboots.
 	t.Run("dbus-without-the-bus", func(t *testing.T) {
 		install(t, ctx, n, "reboot-dbus")
 		setDetector(t, ctx, n, true, func(s *corev1.PodSpec) {
 			for i, v := range s.Volumes {
-				if v.Name == "host-run" {
+				if v.Name == "host-dbus" {
 					s.Volumes[i].HostPath = &corev1.HostPathVolumeSource{Path: "/var/run/nodereboot-no-bus", Type: ptr.To(corev1.HostPathDirectoryOrCreate)}
 				}
 			}
 		})
 		r := trigger(t, ctx, n, "dbus")
-		// The sentinel is not visible either through that mount: the
-		// condition comes from the reboot-requested annotation instead.
-		if _, err := n.c.Kubectl(ctx, "annotate", "node", vmNode, "nodereboot.io/reboot-requested=yes", "--overwrite"); err != nil {
-			t.Fatal(err)
-		}
 		msg := waitRebootFailed(t, ctx, n, r.tl.start)
 		t.Logf("dbus, no system bus: %s", msg)
 		install(t, ctx, n, "reboot-dbus")
-		r.method, r.requested = "dbus-given-back", true
+		r.method = "dbus-given-back"
 		r.follow(t, ctx)
 	})
 }

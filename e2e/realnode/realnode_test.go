@@ -21,8 +21,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 
 	"github.com/nodereboot/nodereboot/e2e/framework"
@@ -128,7 +130,10 @@ type timeline struct {
 	steps []step
 }
 
-func (tl *timeline) mark(name, detail string) {
+func (tl *timeline) mark(name, detail string) { tl.markAt(name, detail, time.Now()) }
+
+// markAt records a step at a time measured otherwise (the VM's clock).
+func (tl *timeline) markAt(name, detail string, at time.Time) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	for _, s := range tl.steps {
@@ -136,7 +141,8 @@ func (tl *timeline) mark(name, detail string) {
 			return
 		}
 	}
-	tl.steps = append(tl.steps, step{name: name, detail: detail, at: time.Now()})
+	tl.steps = append(tl.steps, step{name: name, detail: detail, at: at})
+	slices.SortStableFunc(tl.steps, func(a, b step) int { return a.at.Compare(b.at) })
 }
 
 func (tl *timeline) get(name string) (step, bool) {
@@ -165,6 +171,7 @@ func (tl *timeline) String() string {
 // Steps the observers mark, in the order they must happen.
 const (
 	stSentinel     = "sentinel pod created"
+	stFile         = "sentinel file created (VM's clock)"
 	stCondTrue     = "condition RebootRequired=True"
 	stCordon       = "node cordoned"
 	stDraining     = "state Draining"
@@ -528,9 +535,6 @@ type run struct {
 	oldBoot        string
 	restartsBefore int
 	stop           context.CancelFunc
-	// requested: the node was taken for the reboot-requested annotation,
-	// not for the condition.
-	requested bool
 }
 
 // trigger waits for the detector with the method and the workload on the
@@ -571,31 +575,72 @@ func trigger(t *testing.T, ctx context.Context, n *node, method string) *run {
 	t.Cleanup(r.stop)
 	observe(octx, n, r.tl, oldBoot, oldDetector, r.restartsBefore)
 
-	// unattended-upgrades' hook: a pod with the host's /var/run.
+	// unattended-upgrades' hook: a pod with the host's /var/run. It
+	// reports the file's modification time (the VM's clock, nanoseconds,
+	// the kernel's coarse clock: a few ms) as its termination message.
 	if err := runPod(t, ctx, n, "sentinel", corev1.Container{
-		Command:      []string{"/bin/busybox", "touch", "/host/var/run/reboot-required"},
+		Command: []string{"/bin/busybox", "sh", "-c", "/bin/busybox touch " + vmSentinel +
+			" && /bin/busybox stat -c %y " + vmSentinel + " > /dev/termination-log"},
 		VolumeMounts: []corev1.VolumeMount{{Name: "run", MountPath: "/host/var/run"}},
 	}, corev1.Volume{Name: "run", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/run"}}}); err != nil {
 		t.Fatal(err)
 	}
 	r.tl.mark(stSentinel, "")
+	go markFileCreated(octx, n, r.tl)
 	return r
+}
+
+// vmSentinel is /var/run/reboot-required as the test's pods mount it.
+const vmSentinel = "/host/var/run/reboot-required"
+
+// markFileCreated marks when the sentinel pod created the file, by the
+// file's modification time on the VM's clock translated to the machine's
+// with the clock offset measured right after.
+func markFileCreated(ctx context.Context, n *node, tl *timeline) {
+	lw := cache.NewFilteredListWatchFromClient(n.c.Client.CoreV1().RESTClient(), "pods", workloadNS,
+		func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=sentinel" })
+	var msg string
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(e watch.Event) (bool, error) {
+		p, ok := e.Object.(*corev1.Pod)
+		if !ok || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Terminated == nil {
+			return false, nil
+		}
+		msg = p.Status.ContainerStatuses[0].State.Terminated.Message
+		return true, nil
+	})
+	if err != nil {
+		return
+	}
+	mtime, err := time.Parse("2006-01-02 15:04:05.999999999 -0700", strings.TrimSpace(msg))
+	if err != nil {
+		tl.mark(stFile+" unreadable", fmt.Sprintf("%q: %v", msg, err))
+		return
+	}
+	offset, unc, err := n.vm.ClockOffset(ctx)
+	if err != nil {
+		tl.mark(stFile+" unreadable", err.Error())
+		return
+	}
+	tl.markAt(stFile, fmt.Sprintf("VM clock %+.3fs from the machine's, ±%dms", offset.Seconds(), unc.Milliseconds()), mtime.Add(-offset))
 }
 
 // runPod creates a busybox pod on the VM node (deleting an earlier one of
 // the name first) and returns once it is created.
 func runPod(t *testing.T, ctx context.Context, n *node, name string, c corev1.Container, vols ...corev1.Volume) error {
 	t.Helper()
+	return runPodSpec(t, ctx, n, name, corev1.PodSpec{Containers: []corev1.Container{c}, Volumes: vols})
+}
+
+// runPodSpec is runPod for a pod spec of one container (hostPID, a pod
+// securityContext): the container runs busybox, on the VM node, once.
+func runPodSpec(t *testing.T, ctx context.Context, n *node, name string, spec corev1.PodSpec) error {
+	t.Helper()
 	cs := n.c.Client
+	c := &spec.Containers[0]
 	c.Name, c.Image, c.ImagePullPolicy = name, n.busybx, corev1.PullNever
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: workloadNS},
-		Spec: corev1.PodSpec{
-			NodeName: vmNode, RestartPolicy: corev1.RestartPolicyNever,
-			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			Containers:  []corev1.Container{c}, Volumes: vols,
-		},
-	}
+	spec.NodeName, spec.RestartPolicy = vmNode, corev1.RestartPolicyNever
+	spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: workloadNS}, Spec: spec}
 	_ = cs.CoreV1().Pods(workloadNS).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
 	waitPods(t, ctx, n, workloadNS, "", "an earlier pod "+name+" gone", func(ps []corev1.Pod) bool {
 		return !slices.ContainsFunc(ps, func(p corev1.Pod) bool { return p.Name == name })
@@ -619,13 +664,11 @@ func (r *run) follow(t *testing.T, ctx context.Context) {
 		}
 	}
 	t.Logf("%s: old boot ID %s (VM), new boot ID %s (VM)\n%s", method, oldBoot, stepDetail(tl, stVMNewBoot), tl)
+	t.Logf("%s: %s", method, summary(tl))
 	writeResult(t, method, oldBoot, stepDetail(tl, stVMNewBoot), tl)
 
 	// The order the contract promises.
 	order := []string{stSentinel, stCondTrue, stCordon, stDrained, stAuthorized, stKernelDown, stRestarting, stVMNewBoot, stReady, stUncordon}
-	if r.requested {
-		order = slices.DeleteFunc(order, func(s string) bool { return s == stCondTrue })
-	}
 	for i := 1; i < len(order); i++ {
 		a, okA := tl.get(order[i-1])
 		b, okB := tl.get(order[i])
@@ -658,6 +701,30 @@ func (r *run) follow(t *testing.T, ctx context.Context) {
 	if id, err := n.vm.BootID(ctx); err != nil || id != newBoot {
 		t.Errorf("the VM's boot ID is %s (%v), want %s: another reboot", id, err, newBoot)
 	}
+}
+
+// summary is the pipeline's stages, each from the step that starts it to
+// the step that ends it.
+func summary(tl *timeline) string {
+	var parts []string
+	for _, st := range []struct{ what, from, to string }{
+		{"sentinel file to condition", stFile, stCondTrue},
+		{"condition to drained", stCondTrue, stDrained},
+		{"drained to authorized", stDrained, stAuthorized},
+		{"authorized to kernel restarting", stAuthorized, stRestarting},
+		{"kernel restarting to new boot", stRestarting, stVMNewBoot},
+		{"new boot to kubelet Ready", stVMNewBoot, stReady},
+		{"Ready to uncordoned", stReady, stUncordon},
+	} {
+		a, okA := tl.get(st.from)
+		b, okB := tl.get(st.to)
+		if okA && okB {
+			parts = append(parts, fmt.Sprintf("%s %.3fs", st.what, b.at.Sub(a.at).Seconds()))
+		} else {
+			parts = append(parts, st.what+" not observed")
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 func stepDetail(tl *timeline, name string) string {

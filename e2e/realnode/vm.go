@@ -30,10 +30,11 @@ var nodeFiles embed.FS
 const APIGuestAddress = "10.0.2.100:6443"
 
 // Ports inside the VM that the test reads through hostfwd on the machine's
-// loopback: the boot ID, and diagnostics for a failed test.
+// loopback: the boot ID, diagnostics for a failed test, the VM's clock.
 const (
 	bootIDPort = 7000
 	diagPort   = 7001
+	clockPort  = 7002
 )
 
 // NodeConfig is what the node's files are made from.
@@ -65,7 +66,7 @@ var nodeBinaries = map[string]string{
 var enabledUnits = map[string]string{
 	"containerd.service": "multi-user.target", "node-images.service": "multi-user.target",
 	"apiserver-dnat.service": "multi-user.target", "kubelet.service": "multi-user.target",
-	"bootid.socket": "sockets.target", "diag.socket": "sockets.target",
+	"bootid.socket": "sockets.target", "diag.socket": "sockets.target", "clock.socket": "sockets.target",
 }
 
 // BuildDisk makes a raw ext4 disk image at path from the base root
@@ -207,14 +208,14 @@ type VM struct {
 	Console string
 	Process *framework.Process
 
-	bootIDAddr, diagAddr string
+	bootIDAddr, diagAddr, clockAddr string
 }
 
 // StartVM boots the disk. apiPort is the API server's port on 127.0.0.1;
 // proxyCmd is the command qemu runs for every guest connection to
 // APIGuestAddress (its standard input and output are the connection).
 func StartVM(name, dir, disk, kernel, initrd, proxyCmd string, memMiB int) (*VM, error) {
-	ports, err := freeLoopbackPorts(2)
+	ports, err := freeLoopbackPorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -223,10 +224,11 @@ func StartVM(name, dir, disk, kernel, initrd, proxyCmd string, memMiB int) (*VM,
 		Console:    filepath.Join(dir, name+"-console.log"),
 		bootIDAddr: "127.0.0.1:" + strconv.Itoa(ports[0]),
 		diagAddr:   "127.0.0.1:" + strconv.Itoa(ports[1]),
+		clockAddr:  "127.0.0.1:" + strconv.Itoa(ports[2]),
 	}
 	apiHost, apiPort, _ := net.SplitHostPort(APIGuestAddress)
-	netdev := fmt.Sprintf("user,id=n0,restrict=on,guestfwd=tcp:%s:%s-cmd:%s,hostfwd=tcp:%s-:%d,hostfwd=tcp:%s-:%d",
-		apiHost, apiPort, strings.ReplaceAll(proxyCmd, ",", ",,"), vm.bootIDAddr, bootIDPort, vm.diagAddr, diagPort)
+	netdev := fmt.Sprintf("user,id=n0,restrict=on,guestfwd=tcp:%s:%s-cmd:%s,hostfwd=tcp:%s-:%d,hostfwd=tcp:%s-:%d,hostfwd=tcp:%s-:%d",
+		apiHost, apiPort, strings.ReplaceAll(proxyCmd, ",", ",,"), vm.bootIDAddr, bootIDPort, vm.diagAddr, diagPort, vm.clockAddr, clockPort)
 	args := []string{
 		"-machine", "accel=tcg", "-cpu", "max", "-smp", "1", "-m", strconv.Itoa(memMiB),
 		"-display", "none", "-monitor", "none", "-serial", "file:" + vm.Console,
@@ -256,6 +258,35 @@ func (vm *VM) BootID(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("boot ID %q", id)
 	}
 	return id, nil
+}
+
+// ClockOffset reads the VM's clock and returns how far it is ahead of the
+// machine's (negative: behind), give or take uncertainty (half the round
+// trip, which includes starting date(1) in the VM).
+func (vm *VM) ClockOffset(ctx context.Context) (offset, uncertainty time.Duration, err error) {
+	before := time.Now()
+	b, err := vm.read(ctx, vm.clockAddr)
+	after := time.Now()
+	if err != nil {
+		return 0, 0, err
+	}
+	guest, err := ParseClock(string(b))
+	if err != nil {
+		return 0, 0, err
+	}
+	mid := before.Add(after.Sub(before) / 2)
+	return guest.Sub(mid), after.Sub(before) / 2, nil
+}
+
+// ParseClock parses `date +%s.%N` (seconds since the epoch, nanoseconds).
+func ParseClock(s string) (time.Time, error) {
+	sec, nsec, ok := strings.Cut(strings.TrimSpace(s), ".")
+	si, err1 := strconv.ParseInt(sec, 10, 64)
+	ni, err2 := strconv.ParseInt(nsec, 10, 64)
+	if !ok || err1 != nil || err2 != nil || len(nsec) != 9 {
+		return time.Time{}, fmt.Errorf("clock %q: want seconds.nanoseconds", s)
+	}
+	return time.Unix(si, ni), nil
 }
 
 // Diagnostics is what the VM says about its units, for a failed test.

@@ -45,7 +45,9 @@ type Config struct {
 	HeartbeatPeriod time.Duration
 	// BootIDFile is read once at the start: the current boot ID.
 	BootIDFile string
-	// Rebooter performs the reboot.
+	// Rebooter performs the reboot; nil: the detector only reports (it
+	// never reboots and never writes nodereboot.io/rebooting), which needs
+	// Detection.
 	Rebooter reboot.Rebooter
 	// RebootBackoff spaces failed reboot attempts (default 5s doubling to
 	// 5m).
@@ -88,8 +90,11 @@ type Detector struct {
 
 // New checks cfg, reads the boot ID and returns a detector ready to Run.
 func New(cfg Config) (*Detector, error) {
-	if cfg.Client == nil || cfg.NodeName == "" || cfg.Rebooter == nil || cfg.BootIDFile == "" {
-		return nil, errors.New("detector: Client, NodeName, Rebooter and BootIDFile are required")
+	if cfg.Client == nil || cfg.NodeName == "" || cfg.BootIDFile == "" {
+		return nil, errors.New("detector: Client, NodeName and BootIDFile are required")
+	}
+	if cfg.Rebooter == nil && !cfg.Detection {
+		return nil, errors.New("detector: without a Rebooter, Detection is required")
 	}
 	if cfg.Detection && (cfg.Source == nil || cfg.ConditionType == "" || cfg.HeartbeatPeriod <= 0) {
 		return nil, errors.New("detector: detection needs Source, ConditionType and a positive HeartbeatPeriod")
@@ -188,7 +193,7 @@ func (d *Detector) Run(ctx context.Context) error {
 	if err := d.Listen(); err != nil {
 		return err
 	}
-	logger.Info("Starting detector", "bootID", d.bootID, "detection", d.cfg.Detection,
+	logger.Info("Starting detector", "bootID", d.bootID, "detection", d.cfg.Detection, "reboots", d.cfg.Rebooter != nil,
 		"metrics", d.MetricsAddr(), "health", d.HealthAddr())
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -276,7 +281,9 @@ func (d *Detector) Run(ctx context.Context) error {
 	d.synced = true
 	d.mu.Unlock()
 	logger.Info("Node informer synced")
-	wg.Go(func() { a.run(ctx) })
+	if d.cfg.Rebooter != nil {
+		wg.Go(func() { a.run(ctx) })
+	}
 	if r != nil {
 		wg.Go(func() { r.run(ctx) })
 	}

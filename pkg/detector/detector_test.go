@@ -128,6 +128,8 @@ type harnessOpts struct {
 	clock     clock.WithTicker
 	// rebooter replaces the counting fake rebooter.
 	rebooter reboot.Rebooter
+	// reportOnly runs without a Rebooter (--reboot-method=none).
+	reportOnly bool
 	// setup runs on the client before the detector starts (reactors
 	// cannot be added safely later).
 	setup func(*fake.Clientset)
@@ -196,6 +198,9 @@ func start(t *testing.T, o harnessOpts) *harness {
 	var rebooter reboot.Rebooter = h.rebooter
 	if o.rebooter != nil {
 		rebooter = o.rebooter
+	}
+	if o.reportOnly {
+		rebooter = nil
 	}
 	d, err := New(Config{
 		Client: fromclientset.New(h.client), NodeName: nodeName, ConditionType: contract.DefaultConditionType,
@@ -606,6 +611,41 @@ func TestRebootWhenAuthorized(t *testing.T) {
 		if _, controllers := authorized(bootA)[k]; k != contract.AnnotationRebooting && !controllers {
 			t.Errorf("unexpected annotation %s", k)
 		}
+	}
+}
+
+// TestReportOnlyNeverReboots: without a Rebooter (--reboot-method=none, the
+// sentinel container) an authorization of the current boot is not acted on:
+// no reboot, no nodereboot.io/rebooting, no Rebooting event; the condition
+// is still reported.
+func TestReportOnlyNeverReboots(t *testing.T) {
+	h := start(t, harnessOpts{detection: true, reportOnly: true})
+	h.source.obs <- present
+	h.waitCondition(v1.ConditionTrue)
+	h.expectEvent("Normal RebootRequired")
+	h.annotate(authorization(bootA))
+	h.waitNode("authorized", func(n *v1.Node) bool { return n.Annotations[contract.AnnotationRebootAuthorized] == bootA })
+	// A sync point after the authorization was seen: the next observation.
+	h.source.obs <- absent
+	h.waitCondition(v1.ConditionFalse)
+	h.expectEvent("Normal RebootNotRequired")
+	h.noEvent()
+	if v, ok := h.node().Annotations[contract.AnnotationRebooting]; ok {
+		t.Fatalf("a report-only detector wrote %s=%q", contract.AnnotationRebooting, v)
+	}
+	if got := h.rebooter.Calls(); got != 0 {
+		t.Fatalf("%d reboots, want 0", got)
+	}
+}
+
+func TestNewNeedsDetectionWithoutRebooter(t *testing.T) {
+	bootFile := filepath.Join(t.TempDir(), "boot_id")
+	if err := os.WriteFile(bootFile, []byte(bootA), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Config{Client: fromclientset.New(fake.NewClientset()), NodeName: nodeName, BootIDFile: bootFile})
+	if err == nil || !strings.Contains(err.Error(), "Detection") {
+		t.Fatalf("New without Rebooter and Detection: %v", err)
 	}
 }
 

@@ -26,6 +26,10 @@ const (
 	MethodCommand = "command"
 	MethodSignal  = "signal"
 	MethodDBus    = "dbus"
+	// MethodNone reports and never reboots: the sentinel container of a
+	// split detector pod, next to a --detection=false container that
+	// reboots (docs/detector.md, "Detection without the host's /var/run").
+	MethodNone = "none"
 )
 
 // Defaults.
@@ -117,7 +121,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.HeartbeatPeriod, "heartbeat-period", o.HeartbeatPeriod, "How often an unchanged condition is written again (lastHeartbeatTime).")
 
 	fs.StringVar(&o.BootIDFile, "boot-id-file", o.BootIDFile, "File holding the current boot ID.")
-	fs.StringVar(&o.RebootMethod, "reboot-method", o.RebootMethod, "How to reboot: command, signal (to PID 1) or dbus (logind).")
+	fs.StringVar(&o.RebootMethod, "reboot-method", o.RebootMethod, "How to reboot: command, signal (to PID 1), dbus (logind) or none (report only; another container reboots).")
 	fs.StringVar(&o.RebootCommand, "reboot-command", o.RebootCommand, "Reboot command for --reboot-method=command, split on whitespace, no shell.")
 	fs.BoolVar(&o.HostMountNamespace, "host-mount-namespace", o.HostMountNamespace, "Run the reboot command and the sentinel command in the host's mount namespace (nsenter -m/proc/1/ns/mnt --; needs hostPID and privileges).")
 	fs.IntVar(&o.RebootSignal, "reboot-signal", o.RebootSignal, "Signal sent to PID 1 for --reboot-method=signal (default SIGRTMIN+5: systemd's orderly reboot).")
@@ -241,8 +245,12 @@ func (o *Options) checkReboot(errs *cli.FlagErrors) {
 		if o.DBusSocket == "" {
 			errs.Add("dbus-socket", "required with --reboot-method=%s", MethodDBus)
 		}
+	case MethodNone:
+		if !o.Detection {
+			errs.Add("reboot-method", "%s needs --detection (a detector that neither detects nor reboots does nothing)", MethodNone)
+		}
 	default:
-		errs.Add("reboot-method", "must be %s, %s or %s, got %q", MethodCommand, MethodSignal, MethodDBus, o.RebootMethod)
+		errs.Add("reboot-method", "must be %s, %s, %s or %s, got %q", MethodCommand, MethodSignal, MethodDBus, MethodNone, o.RebootMethod)
 	}
 }
 
@@ -278,9 +286,11 @@ func (c *Config) RESTConfig() (*rest.Config, error) {
 	return cfg, nil
 }
 
-// rebooter is the reboot method.
+// rebooter is the reboot method; nil for none.
 func (o *Options) rebooter() reboot.Rebooter {
 	switch o.RebootMethod {
+	case MethodNone:
+		return nil
 	case MethodSignal:
 		return reboot.Signal{PID: 1, Signal: syscall.Signal(o.RebootSignal)}
 	case MethodDBus:

@@ -60,6 +60,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{[]string{"--node-name=n", "--condition-type=has space"}, "--condition-type"},
 		{[]string{"--node-name=n", "--boot-id-file="}, "--boot-id-file"},
 		{[]string{"--node-name=n", "--reboot-method=reboot-f"}, "--reboot-method"},
+		{[]string{"--node-name=n", "--reboot-method=none", "--detection=false"}, "--reboot-method"},
 		{[]string{"--node-name=n", "--reboot-command="}, "--reboot-command"},
 		{[]string{"--node-name=n", "--reboot-method=signal", "--reboot-signal=0"}, "--reboot-signal"},
 		{[]string{"--node-name=n", "--reboot-method=dbus", "--dbus-socket="}, "--dbus-socket"},
@@ -116,6 +117,9 @@ func TestConfigTranslation(t *testing.T) {
 	cfg = complete(t, parse(t, "--node-name=n", "--reboot-method=dbus", "--dbus-socket=/run/x")).Detector
 	if got := cfg.Rebooter.(reboot.DBus); got.Socket != "/run/x" {
 		t.Fatalf("dbus rebooter %+v", got)
+	}
+	if cfg := complete(t, parse(t, "--node-name=n", "--reboot-method=none")).Detector; cfg.Rebooter != nil || !cfg.Detection {
+		t.Fatalf("report-only config %+v", cfg)
 	}
 	cfg = complete(t, parse(t, "--node-name=n", "--sentinel=/host/run/reboot-required", "--resync-period=1m")).Detector
 	if got := cfg.Source.(detector.FileSource); got.Path != "/host/run/reboot-required" || got.ResyncPeriod != time.Minute {
