@@ -82,7 +82,7 @@ func (c *Controller) drainAndDecide(ctx context.Context, node string, in decide.
 		return a, false
 	}
 	st := c.drainer.Pass(ctx, node, pods)
-	in.Drain = &decide.DrainStatus{Pending: st.Pending, Blocked: st.Pods, RetryAt: st.RetryAt}
+	in.Drain = &st
 	a = decide.Node(in)
 	klog.FromContext(ctx).V(2).Info("Drain pass", "pending", st.Pending, "evicted", st.Evicted, "pods", st.Pods)
 	if a.Kind == decide.Authorize {

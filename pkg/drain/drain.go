@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/controller/decide"
 )
 
 // Eviction results, the label values of the controller's
@@ -57,26 +58,11 @@ type Options struct {
 	// one pod, however often its budget changes (default
 	// DefaultMinRetrySpacing, never more than RetryDelay).
 	MinRetrySpacing time.Duration
-	// MaxListed caps the pods named in Status.Pods (default 10).
+	// MaxListed caps the pods named in decide.DrainStatus.Pods (default 10).
 	MaxListed int
 	// OnEviction, if set, is called with the result of every eviction
 	// request (for metrics).
 	OnEviction func(result string)
-}
-
-// Status is the outcome of a drain pass.
-type Status struct {
-	// Pending is the number of pods that must still leave the node.
-	Pending int
-	// Evicted is the number of evictions accepted by this pass.
-	Evicted int
-	// Pods describes up to MaxListed pending pods and why each is still
-	// there, e.g. "default/web-1 (blocked by PodDisruptionBudget
-	// default/web)"; blocked pods come first.
-	Pods []string
-	// RetryAt is the earliest time a refused eviction is due again (zero
-	// when none is).
-	RetryAt time.Time
 }
 
 // Drainer evicts pods. It remembers, per node, which pods were refused and
@@ -180,11 +166,11 @@ type pending struct {
 // not evicted again. Once ctx ends no eviction starts, but one already sent
 // runs to its end (at most EvictionRequestTimeout): cut in the middle, it
 // would leave its budget blocked for two minutes.
-func (d *Drainer) Pass(ctx context.Context, node string, pods []*v1.Pod) Status {
+func (d *Drainer) Pass(ctx context.Context, node string, pods []*v1.Pod) decide.DrainStatus {
 	logger := klog.FromContext(ctx).WithValues("node", node)
 	st := d.state(node)
 	now := d.clock.Now()
-	var out Status
+	var out decide.DrainStatus
 	var left []pending
 	sorted := append([]*v1.Pod(nil), pods...)
 	sort.Slice(sorted, func(i, j int) bool {

@@ -26,6 +26,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"github.com/nodereboot/nodereboot/pkg/controller/decide"
 )
 
 const nodeName = "n1"
@@ -380,7 +381,7 @@ func TestEvictionInFlightOutlivesTheContext(t *testing.T) {
 		clocktesting.NewFakeClock(time.Now()), Options{RetryDelay: time.Second})
 
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan Status, 1)
+	done := make(chan decide.DrainStatus, 1)
 	go func() { done <- d.Pass(ctx, nodeName, []*v1.Pod{pod("web-1")}) }()
 	select {
 	case <-started:

@@ -140,19 +140,14 @@ func rebooted(n *v1.Node, cfg *Config, now, since time.Time) Action {
 	if end := start.Add(cfg.PostRebootSoak); end.After(now) {
 		return Action{Kind: Wait, Message: "soaking after the reboot", Until: end}
 	}
-	p := &Patch{Annotations: map[string]*string{
-		contract.AnnotationState:            nil,
-		contract.AnnotationStateSince:       nil,
-		contract.AnnotationStateReason:      nil,
-		contract.AnnotationCordonedByUs:     nil,
-		contract.AnnotationRebootAuthorized: nil,
-		contract.AnnotationRebootRequested:  nil,
-		contract.AnnotationNotBefore:        nil,
+	p := leavePatch(map[string]*string{
+		contract.AnnotationRebootRequested: nil,
+		contract.AnnotationNotBefore:       nil,
 		// The reboot happened by the time the new boot was seen (the
 		// Rebooted state-since), not at the end of the soak: conditions
 		// written since then are about the new boot (see Stale).
 		contract.AnnotationLastReboot: ptr(contract.FormatTime(since)),
-	}}
+	})
 	giveBack(n, cfg, now, p)
 	for k, v := range cfg.PostRebootLabels {
 		p.SetLabel(k, ptr(v))

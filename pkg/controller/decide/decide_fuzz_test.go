@@ -108,7 +108,7 @@ func fuzzNode(i int, b []byte, now time.Time) (*v1.Node, *DrainStatus) {
 	if f&128 != 0 {
 		d = &DrainStatus{Pending: int(b[5] % 4)}
 		if d.Pending > 0 && b[5]&4 != 0 {
-			d.Blocked = []string{"demo/web-1 (PDB demo/web)"}
+			d.Pods = []string{"demo/web-1 (PDB demo/web)"}
 			d.RetryAt = now.Add(time.Second)
 		}
 	}

@@ -264,7 +264,7 @@ func TestNode(t *testing.T) {
 			node: node(state(contract.StateDraining, ago(9*time.Minute+58*time.Second))), drain: &DrainStatus{Pending: 1, RetryAt: now.Add(5 * time.Second)},
 			want: want{kind: Wait, until: now.Add(2 * time.Second)}},
 		{name: "drain timeout, policy uncordon: give back, not-before",
-			node: node(required(ago(time.Hour)), state(contract.StateDraining, ago(10*time.Minute))), drain: &DrainStatus{Pending: 1, Blocked: []string{"default/web-1 (PDB default/web)"}},
+			node: node(required(ago(time.Hour)), state(contract.StateDraining, ago(10*time.Minute))), drain: &DrainStatus{Pending: 1, Pods: []string{"default/web-1 (PDB default/web)"}},
 			want: want{kind: AbandonDrain, reason: contract.ReasonDrainFailed, msg: "default/web-1 (PDB default/web)", patch: &Patch{Unschedulable: new(false), Annotations: map[string]*string{
 				contract.AnnotationState: nil, contract.AnnotationStateSince: nil, contract.AnnotationStateReason: nil,
 				contract.AnnotationCordonedByUs: nil, contract.AnnotationRebootAuthorized: nil,

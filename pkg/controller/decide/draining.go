@@ -95,8 +95,8 @@ func drainFailed(in Input, since time.Time) Action {
 
 // pendingMessage appends the pods that block the drain to msg.
 func pendingMessage(msg string, d *DrainStatus) string {
-	if len(d.Blocked) > 0 {
-		msg += "; blocked: " + strings.Join(d.Blocked, ", ")
+	if len(d.Pods) > 0 {
+		msg += "; blocked: " + strings.Join(d.Pods, ", ")
 	}
 	return msg
 }
@@ -105,14 +105,7 @@ func pendingMessage(msg string, d *DrainStatus) string {
 // back: uncordon (if ours), clear the state, not before the backoff.
 func abandon(n *v1.Node, cfg *Config, now, since time.Time, reason, msg string) Action {
 	back := now.Add(cfg.DrainFailureBackoff)
-	p := &Patch{Annotations: map[string]*string{
-		contract.AnnotationState:            nil,
-		contract.AnnotationStateSince:       nil,
-		contract.AnnotationStateReason:      nil,
-		contract.AnnotationCordonedByUs:     nil,
-		contract.AnnotationRebootAuthorized: nil,
-		contract.AnnotationNotBefore:        ptr(contract.FormatTime(back)),
-	}}
+	p := leavePatch(map[string]*string{contract.AnnotationNotBefore: ptr(contract.FormatTime(back))})
 	giveBack(n, cfg, now, p)
 	msg += "; giving the node back until " + contract.FormatTime(back) + " (--drain-failure-backoff)"
 	if _, ours := n.Annotations[contract.AnnotationCordonedByUs]; ours {

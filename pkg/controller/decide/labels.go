@@ -35,6 +35,23 @@ func LabelsBefore(n *v1.Node) (saved map[string]*string, ok bool, err error) {
 	return saved, true, nil
 }
 
+// leavePatch is the patch of a node leaving the pipeline: its state, its
+// claim on the cordon and its authorization removed, and extra (the
+// annotations of the way it leaves) set.
+func leavePatch(extra map[string]*string) *Patch {
+	p := &Patch{Annotations: map[string]*string{
+		contract.AnnotationState:            nil,
+		contract.AnnotationStateSince:       nil,
+		contract.AnnotationStateReason:      nil,
+		contract.AnnotationCordonedByUs:     nil,
+		contract.AnnotationRebootAuthorized: nil,
+	}}
+	for k, v := range extra {
+		p.Annotations[k] = v
+	}
+	return p
+}
+
 // giveBack adds to p what a node leaving the pipeline (for whatever
 // reason) gets back: the labels changed at the take, and the end of its
 // scale-down protection (now, or --scale-down-protection-after from now).

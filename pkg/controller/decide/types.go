@@ -116,17 +116,20 @@ type Block struct {
 
 func (b Block) String() string { return b.Reason + ": " + b.Message }
 
-// DrainStatus summarises the pods of a draining node after a drain pass.
+// DrainStatus is the outcome of a drain pass (drain.Drainer.Pass), as the
+// decision reads it.
 type DrainStatus struct {
 	// Pending is the number of pods that must still leave the node (being
 	// evicted, blocked, or terminating).
 	Pending int
-	// Blocked describes the pods whose eviction was refused, with the
-	// disruption budgets that refused it, e.g. "default/web-1 (PDB
-	// default/web)".
-	Blocked []string
-	// RetryAt is the earliest time a refused eviction will be tried again;
-	// zero when none is scheduled.
+	// Evicted is the number of evictions accepted by the pass.
+	Evicted int
+	// Pods describes up to drain.Options.MaxListed pending pods and why
+	// each is still there, e.g. "default/web-1 (blocked by
+	// PodDisruptionBudget default/web)"; blocked pods come first.
+	Pods []string
+	// RetryAt is the earliest time a refused eviction is due again; zero
+	// when none is.
 	RetryAt time.Time
 }
 
