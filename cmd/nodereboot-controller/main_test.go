@@ -31,6 +31,8 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 		{[]string{"--pool-budget=gpu:1:a b c"}, "--pool-budget"},
 		{[]string{"--max-concurrent-per-domain=-2"}, "--max-concurrent-per-domain"},
 		{[]string{"--topology-key=not a key"}, "--topology-key"},
+		{[]string{"--release-conditions=Ready=yes"}, "--release-conditions"},
+		{[]string{"--release-taints=*a"}, "--release-taints"},
 	} {
 		var stderr bytes.Buffer
 		code := run(context.Background(), tc.args, func(string) string { return "" }, &stderr)

@@ -260,6 +260,12 @@ const (
 	ReasonRebootBlocked    = "RebootBlocked"
 	ReasonRebootTooSoon    = "RebootRequiredAgain"
 	ReasonDryRun           = "DryRun"
+	// ReasonWaitingForRelease: a rebooted node waits for the release gate
+	// (Normal, once per change of what it waits for).
+	ReasonWaitingForRelease = "WaitingForRelease"
+	// ReasonReleaseTimeout: a rebooted node did not pass the release gate
+	// within --release-timeout (Warning; also the Failed state-reason).
+	ReasonReleaseTimeout = "ReleaseTimeout"
 )
 
 // Component names: the event source and the user agent of each binary, so

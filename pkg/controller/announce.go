@@ -32,7 +32,11 @@ func (c *Controller) warnOnce(node string, a decide.Action) {
 	}
 	c.warned[node] = key
 	c.mu.Unlock()
-	c.recorder.Event(contract.NodeRef(node), v1.EventTypeWarning, a.Reason, a.Message)
+	typ := v1.EventTypeWarning
+	if a.Reason == contract.ReasonWaitingForRelease {
+		typ = v1.EventTypeNormal // waiting for the node's own pods is no fault
+	}
+	c.recorder.Event(contract.NodeRef(node), typ, a.Reason, a.Message)
 }
 
 // dryRunEvent logs and records a decision not carried out, once per
@@ -200,6 +204,8 @@ func (c *Controller) announceWritten(node string, a decide.Action) {
 		switch a.Reason {
 		case contract.ReasonRebootTimeout:
 			c.metrics.Reboots.WithLabelValues(ResultTimeout).Inc()
+		case contract.ReasonReleaseTimeout:
+			c.metrics.Reboots.WithLabelValues(ResultReleaseTimeout).Inc()
 		case contract.ReasonRebootBlocked:
 			c.metrics.Reboots.WithLabelValues(ResultBlocked).Inc()
 		default:

@@ -16,6 +16,9 @@ const (
 	// ResultBlocked: the node was drained, but a gate (blocking pods,
 	// alerts) kept its reboot from being authorized until --drain-timeout.
 	ResultBlocked = "blocked"
+	// ResultReleaseTimeout: the node came back but did not pass the
+	// release gate within --release-timeout.
+	ResultReleaseTimeout = "release_timeout"
 )
 
 // Metrics are the controller's Prometheus metrics. Create them with
@@ -57,7 +60,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Nodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nodereboot_nodes",
 			Help: "Nodes per state: Queued (waiting for a slot), Draining, Authorized, Rebooted, Failed, Invalid (unknown state)."}, []string{"state"}),
 		Reboots: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nodereboot_reboots_total",
-			Help: "Node reboot pipelines ended, by result: completed, timeout, drain_failed, blocked."}, []string{"result"}),
+			Help: "Node reboot pipelines ended, by result: completed, timeout, drain_failed, blocked, release_timeout."}, []string{"result"}),
 		DrainDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nodereboot_drain_duration_seconds",
 			Help:    "Time from taking a node to authorizing its reboot.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
@@ -82,7 +85,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, s := range gaugeStates {
 		m.Nodes.WithLabelValues(s)
 	}
-	for _, r := range []string{ResultCompleted, ResultTimeout, ResultDrainFailed, ResultBlocked} {
+	for _, r := range []string{ResultCompleted, ResultTimeout, ResultDrainFailed, ResultBlocked, ResultReleaseTimeout} {
 		m.Reboots.WithLabelValues(r)
 	}
 	for _, r := range decide.BlockedReasons {

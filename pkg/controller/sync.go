@@ -51,6 +51,8 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 		}
 		in.Slot = nil
 	}
+	state, _ := decide.StateOf(n)
+	c.releasePods(ctx, state, &in)
 	a := decide.Node(in)
 	if a.Kind == decide.Drain {
 		var ok bool
@@ -58,13 +60,33 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 			return nil
 		}
 	}
-	if s, _ := decide.StateOf(n); s != string(contract.StateDraining) {
-		// Not (or no longer) draining: no pods to watch. A drain that
-		// ends with a write stops here once the cache shows the write.
-		c.stopDrain(n.Name)
-		c.setAuthBlock(n.Name, nil)
-	}
+	c.endDrain(n.Name, state)
 	return c.execute(ctx, n, a)
+}
+
+// releasePods gives the decision of a Rebooted node the readiness of its
+// DaemonSet pods, from the node's pod watch (started here; its first list
+// requeues the node), when the release gate reads them.
+func (c *Controller) releasePods(ctx context.Context, state string, in *decide.Input) {
+	if state != string(contract.StateRebooted) || !c.watchesReleasePods() {
+		return
+	}
+	pods, ok := c.pods.Pods(ctx, in.Node.Name)
+	in.Pods, in.PodsKnown = decide.DaemonSetPods(in.Node.Name, pods), ok
+}
+
+// endDrain forgets the drain of a node that is not (or no longer) draining.
+// A drain that ends with a write ends here once the cache shows the write.
+// The node's pods stay watched while the release gate reads them.
+func (c *Controller) endDrain(node, state string) {
+	if state == string(contract.StateDraining) {
+		return
+	}
+	c.drainer.Forget(node)
+	if state != string(contract.StateRebooted) || !c.watchesReleasePods() {
+		c.pods.Stop(node)
+	}
+	c.setAuthBlock(node, nil)
 }
 
 // drainAndDecide carries out a Drain decision: one drain pass, then the
@@ -92,6 +114,13 @@ func (c *Controller) drainAndDecide(ctx context.Context, node string, in decide.
 		c.setAuthBlock(node, in.Gate)
 	}
 	return a, true
+}
+
+// watchesReleasePods reports whether the release gate reads the DaemonSet
+// pods of rebooted nodes.
+func (c *Controller) watchesReleasePods() bool {
+	r := c.cfg.Decide.Release
+	return r.DaemonSetPods && r.Timeout > 0
 }
 
 // stopDrain ends the node's pod watch and forgets its evictions.

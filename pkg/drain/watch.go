@@ -15,11 +15,12 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// PodWatches runs one pod informer per draining node, restricted to that
-// node's pods by a field selector on spec.nodeName. Every change of one of
-// those pods, and the end of the initial list, calls OnChange with the node
-// name, so that the controller looks at the node again. Only nodes being
-// drained are watched: pods are never cached cluster-wide.
+// PodWatches runs one pod informer per node being drained (or, for the
+// controller's release gate, per rebooted node), restricted to that node's
+// pods by a field selector on spec.nodeName. Every change of one of those
+// pods, and the end of the initial list, calls OnChange with the node name,
+// so that the controller looks at the node again. Only the nodes the caller
+// asks for are watched: pods are never cached cluster-wide.
 type PodWatches struct {
 	client   kubernetes.Interface
 	onChange func(node string)
@@ -88,7 +89,7 @@ func (w *PodWatches) start(ctx context.Context, node string) *podWatch {
 			w.onChange(node)
 		}
 	}()
-	logger.V(2).Info("Watching pods of draining node")
+	logger.V(2).Info("Watching pods of node")
 	return pw
 }
 

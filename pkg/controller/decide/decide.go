@@ -42,7 +42,7 @@ func Node(in Input) Action {
 		}
 		return authorized(n, cfg, now, since)
 	case contract.StateRebooted:
-		return rebooted(n, cfg, now, since)
+		return rebooted(in, since)
 	default: // Failed
 		return Action{Kind: Wait, Message: "failed (" + n.Annotations[contract.AnnotationStateReason] +
 			"): waiting for an operator to remove the " + contract.AnnotationState + " annotation"}
@@ -119,7 +119,8 @@ func authorized(n *v1.Node, cfg *Config, now, since time.Time) Action {
 	return Action{Kind: Wait, Message: "waiting for a new boot ID", Until: deadline}
 }
 
-func rebooted(n *v1.Node, cfg *Config, now, since time.Time) Action {
+func rebooted(in Input, since time.Time) Action {
+	n, cfg, now := in.Node, in.Config, in.Now
 	if !IsReady(n) {
 		deadline := since.Add(cfg.RebootTimeout)
 		if !now.Before(deadline) {
@@ -127,6 +128,9 @@ func rebooted(n *v1.Node, cfg *Config, now, since time.Time) Action {
 				fmt.Sprintf("not Ready within %s after its reboot", cfg.RebootTimeout))
 		}
 		return Action{Kind: Wait, Message: "rebooted but not Ready", Until: deadline}
+	}
+	if a, held := release(in, since); held {
+		return a
 	}
 	// The soak runs on the controller's clock from the moment the new boot
 	// was seen Ready (since). A later Ready transition (a flap) restarts

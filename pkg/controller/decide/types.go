@@ -100,6 +100,9 @@ type Config struct {
 	// after it leaves the pipeline (only if it was not there).
 	ScaleDownProtection      bool
 	ScaleDownProtectionAfter time.Duration
+	// Release is the release gate a rebooted node must pass before its
+	// slot is given back (release.go).
+	Release ReleaseGate
 }
 
 // Block says why a reboot may not go ahead now (a gate is closed), and when
@@ -229,6 +232,11 @@ type Input struct {
 	// node with controller annotations but no slot was not put out by the
 	// controller: its annotations are removed, never acted on.
 	Slot *Slot
+	// Pods are the DaemonSet pods bound to a rebooted node (DaemonSetPods),
+	// for the release gate; PodsKnown is false until the node's pod watch
+	// has listed them.
+	Pods      []PodReadiness
+	PodsKnown bool
 }
 
 // Reasons for Wait actions that are not in the contract. They are event

@@ -16,6 +16,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.addSelectionFlags(fs)
 	o.addBudgetFlags(fs)
 	o.addPipelineFlags(fs)
+	o.addReleaseFlags(fs)
 	o.addGateFlags(fs)
 	o.addNodeLabelFlags(fs)
 	o.addNotifyFlags(fs)

@@ -42,9 +42,11 @@ type Options struct {
 	DrainFailureBackoff       time.Duration
 	RebootTimeout             time.Duration
 	PostRebootSoak            time.Duration
-	MinRebootInterval         time.Duration
-	EvictionRetryDelay        time.Duration
-	AllowUnhealthyCluster     bool
+	// The release gate (release.go).
+	releaseOptions
+	MinRebootInterval     time.Duration
+	EvictionRetryDelay    time.Duration
+	AllowUnhealthyCluster bool
 	// CordonedByOthers is what to do about selected nodes somebody else
 	// cordoned: wait (take nothing while there is one) or reboot.
 	CordonedByOthers string
@@ -130,6 +132,7 @@ func New(getenv func(string) string) *Options {
 		HealthProbeBindAddress:    ":8081",
 		Workers:                   4,
 		budgetOptions:             defaultBudgetOptions(),
+		releaseOptions:            defaultReleaseOptions(),
 	}
 	o.readEnv(getenv)
 	return o

@@ -85,6 +85,35 @@ func TestFlags(t *testing.T) {
 	}
 }
 
+func TestReleaseFlags(t *testing.T) {
+	o, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := o.Complete()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Controller.Decide.Release
+	if !r.DaemonSetPods || r.Timeout != 10*time.Minute || len(r.Conditions) != 0 ||
+		strings.Join(r.Taints, ",") != "readiness.k8s.io/*,node.kubernetes.io/network-unavailable,node.cloudprovider.kubernetes.io/uninitialized" {
+		t.Errorf("release gate defaults: %+v", r)
+	}
+	o, err = parse(t, nil, "--release-conditions=NetworkUnavailable=False,example.com/CNIReady=True", "--release-taints=",
+		"--release-daemonset-pods=false", "--release-timeout=2m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err = o.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	r = c.Controller.Decide.Release
+	if r.DaemonSetPods || r.Timeout != 2*time.Minute || len(r.Taints) != 0 || len(r.Conditions) != 2 ||
+		r.Conditions[0].String() != "NetworkUnavailable=False" || r.Conditions[1].String() != "example.com/CNIReady=True" {
+		t.Errorf("release gate: %+v", r)
+	}
+}
+
 func TestValidateNamesTheFlag(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -132,6 +161,11 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{[]string{"--leader-elect-resource-name="}, "--leader-elect-resource-name"},
 		{[]string{"--metrics-bind-address=nope"}, "--metrics-bind-address"},
 		{[]string{"--health-probe-bind-address=:http-ish"}, "--health-probe-bind-address"},
+		{[]string{"--release-conditions=NetworkUnavailable"}, "--release-conditions"},
+		{[]string{"--release-conditions=NetworkUnavailable=false"}, "--release-conditions"},
+		{[]string{"--release-taints=a*b"}, "--release-taints"},
+		{[]string{"--release-taints=node.kubernetes.io/unschedulable"}, "--release-taints"},
+		{[]string{"--release-timeout=-1s"}, "--release-timeout"},
 	} {
 		_, err := parse(t, nil, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.flag) {
