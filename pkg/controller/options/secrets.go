@@ -60,6 +60,15 @@ func (s *secretSettings) resolve(readFile func(string) ([]byte, error), flagProm
 	bad := func(source, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", source, fmt.Sprintf(format, args...)))
 	}
+	s.resolveNotifyURLs(readFile, bad)
+	s.resolvePrometheusURL(readFile, flagPrometheusURL, bad)
+	return errs
+}
+
+// resolveNotifyURLs collects the notification URLs of $NODEREBOOT_NOTIFY_URLS
+// and the --notify-url-file files (one a line; blank lines and # comments
+// skipped), each checked.
+func (s *secretSettings) resolveNotifyURLs(readFile func(string) ([]byte, error), bad func(source, format string, args ...any)) {
 	s.notifyURLs = nil
 	addNotify := func(source, u string) {
 		if err := checkNotifyURL(u); err != nil {
@@ -89,7 +98,13 @@ func (s *secretSettings) resolve(readFile func(string) ([]byte, error), flagProm
 			bad("--notify-url-file", "%s: %v", f, err)
 		}
 	}
+}
 
+// resolvePrometheusURL takes the Prometheus URL from the one source that
+// gives it (--prometheus-url, $NODEREBOOT_PROMETHEUS_URL or
+// --prometheus-url-file); two sources, or a URL that is not http(s), are
+// errors.
+func (s *secretSettings) resolvePrometheusURL(readFile func(string) ([]byte, error), flagPrometheusURL string, bad func(source, format string, args ...any)) {
 	s.prometheusURL = ""
 	var sources []string
 	if flagPrometheusURL != "" {
@@ -119,7 +134,6 @@ func (s *secretSettings) resolve(readFile func(string) ([]byte, error), flagProm
 		bad(sources[0], "want an http:// or https:// URL (not shown: it may hold a password)")
 		s.prometheusURL = ""
 	}
-	return errs
 }
 
 func httpURL(s string) bool {
