@@ -45,6 +45,13 @@ func TestFaults(t *testing.T) {
 		{name: "leader-killed-at-cordon", lostEvents: true, inject: killLeaderAt("Draining", 150*time.Millisecond)},
 		{name: "leader-killed-waiting-for-reboot", lostEvents: true, inject: killLeaderAt("Authorized", 500*time.Millisecond)},
 		{name: "leader-killed-at-uncordon", lostEvents: true, args: []string{"--post-reboot-soak=2s"}, inject: killLeaderAt("Rebooted", 2500*time.Millisecond)},
+		// The leader killed in the other states a node goes through: a
+		// new leader must resume from what the Node and the slot record
+		// carry (pkg/controller resume_test.go checks its decisions).
+		{name: "leader-killed-with-requests-queued", lostEvents: true, inject: killLeaderWhenQueued},
+		{name: "leader-killed-after-the-rebooting-commitment", lostEvents: true, gated: true, setup: gateOneNode, inject: killLeaderAtCommitment},
+		{name: "leader-killed-on-a-failed-node", lostEvents: true, args: []string{"--reboot-timeout=15s"}, setup: hangOneNode, after: unhang,
+			inject: killLeaderAt("Failed", 500*time.Millisecond), recovered: targetIn("Failed")},
 		{name: "both-replicas-killed", lostEvents: true, inject: killBoth},
 		{name: "detector-down-for-the-rollout", args: []string{"--reboot-timeout=15s"}, setup: detectorDown, after: detectorBack,
 			recovered: targetIn("Failed")},
@@ -316,6 +323,58 @@ func killLeaderAt(state string, max time.Duration) func(r *run) {
 		p.Kill()
 		r.logf("SIGKILLed the leader %s %s after %s reached %s", p.Name, d.Round(time.Millisecond), node, state)
 	}
+}
+
+// killLeaderWhenQueued SIGKILLs the leader once it announced a node
+// waiting for a slot (RebootQueued), before or as it takes the first ones.
+func killLeaderWhenQueued(r *run) {
+	var node string
+	if err := r.obs.WaitFor(r.ctx, "a RebootQueued event", func(v observer.View) bool {
+		for _, n := range r.rebootNodes() {
+			if v.Events(n.Name(), "nodereboot-controller", "RebootQueued") > 0 {
+				node = n.Name()
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		r.t.Fatal(err)
+	}
+	d := r.jitter(300 * time.Millisecond)
+	p, err := r.h.LeaderProcess(r.ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	p.Kill()
+	r.logf("SIGKILLed the leader %s %s after %s was queued", p.Name, d.Round(time.Millisecond), node)
+}
+
+// killLeaderAtCommitment SIGKILLs the leader while the gated node's
+// detector has committed to its reboot (the rebooting annotation) and the
+// request is held at the host, then lets the reboot go: the new leader
+// must see the reboot through from the Node alone.
+func killLeaderAtCommitment(r *run) {
+	n := r.h.Node(r.target)
+	held, err := n.WaitHeldReboot(r.ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.obs.WaitFor(r.ctx, "the rebooting commitment", func(v observer.View) bool {
+		s, _ := v.Annotation(n.Name(), "nodereboot.io/rebooting")
+		return s != ""
+	}); err != nil {
+		r.t.Fatal(err)
+	}
+	p, err := r.h.LeaderProcess(r.ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	p.Kill()
+	d := r.jitter(time.Second)
+	if err := held.Release(true); err != nil {
+		r.t.Fatal(err)
+	}
+	r.logf("SIGKILLed the leader %s while %s was committed to its reboot; released the reboot %s later", p.Name, n.Name(), d.Round(time.Millisecond))
 }
 
 // gateOneNode holds the reboot request of one random node at its
