@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,9 +147,9 @@ func (r *reporter) previous(node *v1.Node) *v1.NodeCondition {
 // Resource versions are opaque, but the API server's are etcd revisions:
 // when both are integers, a larger one is later. Otherwise nothing is known.
 func laterVersion(a, b string) bool {
-	x, err1 := strconv.ParseUint(a, 10, 64)
-	y, err2 := strconv.ParseUint(b, 10, 64)
-	return err1 == nil && err2 == nil && x > y
+	x, ok1 := contract.ResourceVersionOrder(a)
+	y, ok2 := contract.ResourceVersionOrder(b)
+	return ok1 && ok2 && x > y
 }
 
 // untilHeartbeat is how long until cond's heartbeat is due (at least a

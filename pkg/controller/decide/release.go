@@ -78,7 +78,7 @@ func ownedByDaemonSet(p *v1.Pod) bool {
 }
 
 func podReady(p *v1.Pod) bool {
-	if p.DeletionTimestamp != nil || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+	if p.DeletionTimestamp != nil || contract.PodTerminal(p) {
 		return false
 	}
 	for _, c := range p.Status.Conditions {
