@@ -213,36 +213,6 @@ func simulateRebootsWith(ctx context.Context, t *testing.T, f *fakeAPI, reboots 
 	}()
 }
 
-// countOut watches nodes and records the most nodes out at any event.
-func countOut(ctx context.Context, t *testing.T, f *fakeAPI) *atomic.Int64 {
-	var maxOut atomic.Int64
-	w, err := f.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]bool{}
-	go func() {
-		defer w.Stop()
-		for ev := range w.ResultChan() {
-			n, ok := ev.Object.(*v1.Node)
-			if !ok {
-				continue
-			}
-			out[n.Name] = decide.Out(n)
-			c := 0
-			for _, o := range out {
-				if o {
-					c++
-				}
-			}
-			if int64(c) > maxOut.Load() {
-				maxOut.Store(int64(c))
-			}
-		}
-	}()
-	return &maxOut
-}
-
 func waitAll(ctx context.Context, t *testing.T, f *fakeAPI, names []string, cond func(*v1.Node) bool, what string) {
 	t.Helper()
 	w, err := f.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
@@ -334,99 +304,6 @@ func eventsOf(rec *record.FakeRecorder) []string {
 		default:
 			return out
 		}
-	}
-}
-
-func TestRollingRebootOneAtATime(t *testing.T) {
-	names := []string{"n1", "n2", "n3"}
-	f := newFakeAPI(t,
-		testNode("n1", true), testNode("n2", true), testNode("n3", true), testNode("idle", false),
-		testPod("web-1", "n1"), testPod("web-2", "n2"), testPod("web-3", "n3"), testPod("web-4", "idle"))
-	reboots := map[string]int{}
-	var mu sync.Mutex
-	_, m, rec, ctx := startController(t, f, testConfig(1))
-	maxOut := countOut(ctx, t, f)
-	simulateReboots(ctx, t, f, reboots, &mu)
-
-	waitAll(ctx, t, f, names, done, "all nodes rebooted and uncordoned")
-	if got := maxOut.Load(); got != 1 {
-		t.Errorf("at most %d nodes out at once, want 1", got)
-	}
-	mu.Lock()
-	for _, n := range names {
-		if reboots[n] != 1 {
-			t.Errorf("%s rebooted %d times, want 1", n, reboots[n])
-		}
-	}
-	if reboots["idle"] != 0 {
-		t.Errorf("idle node rebooted")
-	}
-	mu.Unlock()
-	f.mu.Lock()
-	for _, p := range []string{"web-1", "web-2", "web-3"} {
-		if f.evictions[p] != 1 {
-			t.Errorf("pod %s evicted %d times, want 1", p, f.evictions[p])
-		}
-	}
-	if f.evictions["web-4"] != 0 {
-		t.Errorf("pod of the idle node evicted")
-	}
-	f.mu.Unlock()
-	if f.deletes.Load() != 0 {
-		t.Errorf("%d pod DELETEs", f.deletes.Load())
-	}
-	// The last event of the last node, after which its metrics are
-	// counted too.
-	var all []string
-	for range names {
-		all = append(all, waitEvent(t, rec, "Normal "+contract.ReasonRebootDone)...)
-	}
-	if v := testutil.ToFloat64(m.Reboots.WithLabelValues(ResultCompleted)); v != 3 {
-		t.Errorf("reboots_total{completed} = %v", v)
-	}
-	evs := strings.Join(append(all, eventsOf(rec)...), "\n")
-	for _, r := range []string{contract.ReasonRebootQueued, contract.ReasonCordoned, contract.ReasonDraining, contract.ReasonDrained,
-		contract.ReasonRebootAuthorized, contract.ReasonRebooted, contract.ReasonUncordoned, contract.ReasonRebootDone} {
-		if !strings.Contains(evs, "Normal "+r+" ") {
-			t.Errorf("no %s event in:\n%s", r, evs)
-		}
-	}
-}
-
-func TestMaxConcurrentTwo(t *testing.T) {
-	var objs []runtime.Object
-	var names []string
-	for i := range 5 {
-		name := fmt.Sprintf("n%d", i)
-		names = append(names, name)
-		objs = append(objs, testNode(name, true), testPod("p"+name, name))
-	}
-	f := newFakeAPI(t, objs...)
-	reboots := map[string]int{}
-	var mu sync.Mutex
-	_, _, _, ctx := startController(t, f, testConfig(2))
-	maxOut := countOut(ctx, t, f)
-	simulateReboots(ctx, t, f, reboots, &mu)
-	waitAll(ctx, t, f, names, done, "all nodes rebooted")
-	if got := maxOut.Load(); got > 2 || got < 1 {
-		t.Errorf("at most %d nodes out at once, want <= 2", got)
-	}
-}
-
-func TestAdminCordonedNodeStaysCordoned(t *testing.T) {
-	n := testNode("n1", true)
-	n.Spec.Unschedulable = true
-	f := newFakeAPI(t, n)
-	reboots := map[string]int{}
-	var mu sync.Mutex
-	_, _, _, ctx := startController(t, f, testConfig(1))
-	simulateReboots(ctx, t, f, reboots, &mu)
-	waitAll(ctx, t, f, []string{"n1"}, func(n *v1.Node) bool {
-		return !decide.Out(n) && n.Annotations[contract.AnnotationLastReboot] != ""
-	}, "reboot done")
-	got, _ := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
-	if !got.Spec.Unschedulable {
-		t.Errorf("an administrator's cordon was undone")
 	}
 }
 
