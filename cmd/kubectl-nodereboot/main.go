@@ -17,7 +17,13 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := plugin.Run(ctx, os.Args[1:], genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}, nil)
+	code := run(ctx, os.Args[1:], genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
 	stop()
 	os.Exit(code)
+}
+
+// run runs the plugin (pkg/plugin). Exit codes (pkg/cli): 0 done, 1
+// failed, 2 bad usage.
+func run(ctx context.Context, args []string, streams genericiooptions.IOStreams) int {
+	return plugin.Run(ctx, args, streams, nil)
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/nodereboot/nodereboot/pkg/version"
 )
 
 func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
@@ -34,8 +36,8 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 		{[]string{"--release-conditions=Ready=yes"}, "--release-conditions"},
 		{[]string{"--release-taints=*a"}, "--release-taints"},
 	} {
-		var stderr bytes.Buffer
-		code := run(context.Background(), tc.args, func(string) string { return "" }, &stderr)
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, func(string) string { return "" }, &stdout, &stderr)
 		if code != 2 {
 			t.Errorf("%v: exit code %d, want 2 (stderr %q)", tc.args, code, stderr.String())
 		}
@@ -47,16 +49,28 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 
 func TestHelpAndVersionExit0(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"--version"}} {
-		var stderr bytes.Buffer
-		if code := run(context.Background(), args, func(string) string { return "" }, &stderr); code != 0 {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); code != 0 {
 			t.Errorf("%v: exit code %d", args, code)
 		}
-		if args[0] == "--help" && !strings.Contains(stderr.String(), "--leader-elect-resource-namespace") {
-			t.Errorf("help does not list the leader election flags: %s", stderr.String())
+		if args[0] == "--help" && !strings.Contains(stdout.String(), "--leader-elect-resource-namespace") {
+			t.Errorf("help does not list the leader election flags: %s", stdout.String())
 		}
-		if args[0] == "--help" && strings.Contains(stderr.String(), "--testing-clock-offset") {
-			t.Errorf("help lists the hidden test flag: %s", stderr.String())
+		if args[0] == "--help" && strings.Contains(stdout.String(), "--testing-clock-offset") {
+			t.Errorf("help lists the hidden test flag: %s", stdout.String())
 		}
+	}
+}
+
+// --version prints "nodereboot-controller <version>" on stdout, as the
+// detector does, and starts nothing.
+func TestVersion(t *testing.T) {
+	defer func(v string) { version.Version = v }(version.Version)
+	version.Version = "v9.8.7-test"
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--version", "--max-concurrent=3"}, func(string) string { return "" }, &stdout, &stderr)
+	if code != 0 || stdout.String() != "nodereboot-controller v9.8.7-test\n" || stderr.Len() != 0 {
+		t.Fatalf("--version: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
 }
 
@@ -67,14 +81,14 @@ func TestBadSecretEnvironmentExits2(t *testing.T) {
 		"NODEREBOOT_NOTIFY_URLS":    "$NODEREBOOT_NOTIFY_URLS",
 		"NODEREBOOT_PROMETHEUS_URL": "$NODEREBOOT_PROMETHEUS_URL",
 	} {
-		var stderr bytes.Buffer
+		var stdout, stderr bytes.Buffer
 		getenv := func(k string) string {
 			if k == env {
 				return "nosuchservice:secret"
 			}
 			return ""
 		}
-		if code := run(context.Background(), nil, getenv, &stderr); code != 2 || !strings.Contains(stderr.String(), want) {
+		if code := run(context.Background(), nil, getenv, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), want) {
 			t.Errorf("%s: exit code %d, message %q; want 2 naming %s", env, code, stderr.String(), want)
 		}
 		if strings.Contains(stderr.String(), "secret") {

@@ -5,17 +5,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/spf13/pflag"
-	"k8s.io/klog/v2"
-
+	"github.com/nodereboot/nodereboot/pkg/cli"
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/detector"
 	"github.com/nodereboot/nodereboot/pkg/detector/options"
@@ -23,60 +18,44 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// run is main with its arguments and error output: it returns 0 after a
-// clean shutdown (SIGTERM, SIGINT), 2 for bad flags and 1 for other errors.
-func run(args []string, stderr io.Writer) int {
+// run parses the flags and runs the detector. Exit codes (pkg/cli): 0 after
+// a clean stop (SIGTERM, SIGINT), 1 when it cannot start, 2 on invalid
+// flags.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := options.New()
-	fs := pflag.NewFlagSet(contract.DetectorComponent, pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o.AddFlags(fs)
-	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(klogFlags)
-	fs.AddGoFlagSet(klogFlags)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "%s: %v (see --help)\n", contract.DetectorComponent, err)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", contract.DetectorComponent, fs.Args())
-		return 2
-	}
-	cfg, err := o.Complete()
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: invalid flags:\n%v\n", contract.DetectorComponent, err)
-		return 2
-	}
-	defer klog.Flush()
-
-	restCfg, err := cfg.RESTConfig()
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", contract.DetectorComponent, err)
-		return 1
-	}
-	client, err := kubeclient.New(restCfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", contract.DetectorComponent, err)
-		return 1
-	}
-	dc := cfg.Detector
-	dc.Client = client
-	d, err := detector.New(dc)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", contract.DetectorComponent, err)
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	ctx = klog.NewContext(ctx, klog.Background())
-	if err := d.Run(ctx); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", contract.DetectorComponent, err)
-		return 1
-	}
-	return 0
+	var cfg *options.Config
+	return cli.Daemon{
+		Component: contract.DetectorComponent,
+		Short:     "Reports whether this node needs a reboot, and reboots it when the controller authorizes its boot.",
+		Long: "nodereboot-detector runs on every node: it reports whether the node needs a reboot as a node condition " +
+			"and reboots the node when the nodereboot controller authorizes its current boot (docs/detector.md).",
+		AddFlags: o.AddFlags,
+		Complete: func() (err error) {
+			cfg, err = o.Complete()
+			return err
+		},
+		Run: func(ctx context.Context) error {
+			restCfg, err := cfg.RESTConfig()
+			if err != nil {
+				return err
+			}
+			client, err := kubeclient.New(restCfg)
+			if err != nil {
+				return err
+			}
+			dc := cfg.Detector
+			dc.Client = client
+			d, err := detector.New(dc)
+			if err != nil {
+				return err
+			}
+			return d.Run(ctx)
+		},
+	}.Execute(ctx, args, stdout, stderr)
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nodereboot/nodereboot/pkg/version"
 )
 
 func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
@@ -22,8 +25,8 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 		{[]string{"--node-name=n", "--sentinel=relative"}, "--sentinel"},
 		{[]string{"--node-name=n", "extra"}, "unexpected arguments"},
 	} {
-		var stderr bytes.Buffer
-		if code := run(tc.args, &stderr); code != 2 {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), tc.args, &stdout, &stderr); code != 2 {
 			t.Errorf("run(%q) = %d, want 2; stderr %s", tc.args, code, stderr.String())
 		}
 		if !strings.Contains(stderr.String(), tc.want) {
@@ -33,12 +36,12 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 }
 
 func TestHelpExits0(t *testing.T) {
-	var stderr bytes.Buffer
-	if code := run([]string{"--help"}, &stderr); code != 0 {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("--help: %d", code)
 	}
-	for _, flag := range []string{"--sentinel", "--reboot-method", "--node-name", "--v"} {
-		if !strings.Contains(stderr.String(), flag) {
+	for _, flag := range []string{"--sentinel", "--reboot-method", "--node-name", "--v", "--version"} {
+		if !strings.Contains(stdout.String(), flag) {
 			t.Errorf("--help does not list %s", flag)
 		}
 	}
@@ -56,10 +59,23 @@ current-context: c
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	code := run([]string{"--node-name=n", "--kubeconfig=" + kubeconfig, "--boot-id-file=" + filepath.Join(dir, "missing")}, &stderr)
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--node-name=n", "--kubeconfig=" + kubeconfig, "--boot-id-file=" + filepath.Join(dir, "missing")}, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "boot ID") {
 		t.Fatalf("missing boot ID file: %d %q, want 1 and a message about the boot ID", code, stderr.String())
+	}
+}
+
+// --version prints "nodereboot-detector <version>" on stdout, as the
+// controller does, and needs no --node-name.
+func TestVersion(t *testing.T) {
+	t.Setenv("NODE_NAME", "")
+	defer func(v string) { version.Version = v }(version.Version)
+	version.Version = "v9.8.7-test"
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--version"}, &stdout, &stderr)
+	if code != 0 || stdout.String() != "nodereboot-detector v9.8.7-test\n" || stderr.Len() != 0 {
+		t.Fatalf("--version: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/reboot"
 	"github.com/nodereboot/nodereboot/pkg/serving"
 )
@@ -61,7 +62,8 @@ type Config struct {
 	HealthAddress  string
 	// Clock drives heartbeats and backoffs (default the real clock).
 	Clock clock.WithTicker
-	// Registry receives the metrics (default a new registry).
+	// Registry receives the metrics (default serving.NewRegistry: with the
+	// Go runtime, process and build_info metrics).
 	Registry *prometheus.Registry
 	// Recorder records events (default: a broadcaster writing to the
 	// events API through Client, flushed on exit).
@@ -84,8 +86,7 @@ type Detector struct {
 	// agentSynced, when set before Run, is called with the node after
 	// each sync of the agent (tests wait on what the agent saw).
 	agentSynced func(*v1.Node)
-	metricsS    *serving.Server
-	healthS     *serving.Server
+	servers     *serving.Group
 }
 
 // New checks cfg, reads the boot ID and returns a detector ready to Run.
@@ -109,7 +110,7 @@ func New(cfg Config) (*Detector, error) {
 		cfg.WriteBackoff = defaultWriteRetry
 	}
 	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry = serving.NewRegistry(contract.DetectorComponent)
 	}
 	bootID, err := ReadBootID(cfg.BootIDFile)
 	if err != nil {
@@ -117,8 +118,7 @@ func New(cfg Config) (*Detector, error) {
 	}
 	d := &Detector{cfg: cfg, bootID: bootID, registry: cfg.Registry}
 	d.metrics = newMetrics(cfg.Registry, cfg.Detection)
-	d.metricsS = serving.New(cfg.MetricsAddress, cfg.Registry)
-	d.healthS = serving.New(cfg.HealthAddress, nil,
+	d.servers = serving.NewGroup(cfg.MetricsAddress, cfg.HealthAddress, cfg.Registry,
 		serving.WithHealthz("ping", serving.Ping),
 		serving.WithReadyz("node-informer-synced", d.checkSynced),
 		serving.WithReadyz("condition-reported", d.checkReported))
@@ -146,22 +146,14 @@ func (d *Detector) Registry() *prometheus.Registry { return d.registry }
 
 // Listen binds the metrics and health servers, so that their addresses are
 // known before Run (Run binds them otherwise).
-func (d *Detector) Listen() error {
-	if err := d.metricsS.Listen(); err != nil {
-		return fmt.Errorf("metrics server: %w", err)
-	}
-	if err := d.healthS.Listen(); err != nil {
-		return fmt.Errorf("health probe server: %w", err)
-	}
-	return nil
-}
+func (d *Detector) Listen() error { return d.servers.Listen() }
 
 // MetricsAddr and HealthAddr are the bound addresses ("" if disabled or not
 // bound yet).
-func (d *Detector) MetricsAddr() string { return d.metricsS.Addr() }
+func (d *Detector) MetricsAddr() string { return d.servers.MetricsAddr() }
 
 // HealthAddr is the bound address of /healthz and /readyz.
-func (d *Detector) HealthAddr() string { return d.healthS.Addr() }
+func (d *Detector) HealthAddr() string { return d.servers.HealthAddr() }
 
 func (d *Detector) checkSynced(*http.Request) error {
 	d.mu.Lock()
@@ -208,59 +200,16 @@ func (d *Detector) Run(ctx context.Context) error {
 			er.Stop(3 * time.Second)
 		}
 	}()
-	serverErr := make(chan error, 2)
-	for _, s := range []*serving.Server{d.metricsS, d.healthS} {
-		wg.Go(func() {
-			if err := s.Run(ctx); err != nil {
-				serverErr <- err
-				cancel()
-			}
-		})
-	}
-
+	serverErr := d.runServers(ctx, &wg, cancel)
 	recorder := d.cfg.Recorder
 	if recorder == nil {
 		er = newEventRecorder(ctx, d.cfg.Client, d.cfg.NodeName)
 		recorder = er
 	}
-
-	// One informer, on this node only.
-	informer := cache.NewSharedIndexInformer(
-		d.cfg.Client.NodeListWatch(fields.OneTermEqualSelector("metadata.name", d.cfg.NodeName).String()),
-		&v1.Node{}, 0, cache.Indexers{})
-	lister := corelisters.NewNodeLister(informer.GetIndexer())
-
-	probeNow := make(chan struct{}, 1)
-	a := &agent{
-		client: d.cfg.Client, lister: lister, nodeName: d.cfg.NodeName, bootID: d.bootID,
-		rebooter: d.cfg.Rebooter, recorder: recorder, metrics: d.metrics, clock: d.cfg.Clock,
-		rebootBackoff: d.cfg.RebootBackoff, writeRetry: d.cfg.WriteBackoff,
-		wake: make(chan struct{}, 1), synced: d.agentSynced,
-	}
-	var r *reporter
-	if d.cfg.Detection {
-		r = &reporter{
-			client: d.cfg.Client, lister: lister, nodeName: d.cfg.NodeName, bootID: d.bootID, condType: d.cfg.ConditionType,
-			heartbeat: d.cfg.HeartbeatPeriod, clock: d.cfg.Clock, recorder: recorder, metrics: d.metrics,
-			retry: d.cfg.WriteBackoff, wake: make(chan struct{}, 1),
-		}
-		a.probeNow = func() { poke(probeNow) }
-		d.mu.Lock()
-		d.reporter = r
-		d.mu.Unlock()
-	}
-	onChange := func() {
-		a.poke()
-		if r != nil {
-			r.poke()
-		}
-	}
-	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { onChange() },
-		UpdateFunc: func(any, any) { onChange() },
-		DeleteFunc: func(any) { onChange() },
-	}); err != nil {
-		return fmt.Errorf("node informer: %w", err)
+	informer := d.nodeInformer()
+	a, r, probeNow := d.loops(corelisters.NewNodeLister(informer.GetIndexer()), recorder)
+	if err := onNodeChange(informer, a, r); err != nil {
+		return err
 	}
 	wg.Go(func() { informer.RunWithContext(ctx) })
 
@@ -274,21 +223,89 @@ func (d *Detector) Run(ctx context.Context) error {
 			}
 		})
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
-		return d.exit(ctx, serverErr)
-	}
-	d.mu.Lock()
-	d.synced = true
-	d.mu.Unlock()
-	logger.Info("Node informer synced")
-	if d.cfg.Rebooter != nil {
-		wg.Go(func() { a.run(ctx) })
-	}
-	if r != nil {
-		wg.Go(func() { r.run(ctx) })
+	if cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		d.setSynced()
+		logger.Info("Node informer synced")
+		if d.cfg.Rebooter != nil {
+			wg.Go(func() { a.run(ctx) })
+		}
+		if r != nil {
+			wg.Go(func() { r.run(ctx) })
+		}
 	}
 	<-ctx.Done()
 	return d.exit(ctx, serverErr)
+}
+
+// runServers runs the metrics and health servers under wg; a failure
+// cancels the detector and is sent on the returned channel.
+func (d *Detector) runServers(ctx context.Context, wg *sync.WaitGroup, cancel context.CancelFunc) chan error {
+	serverErr := make(chan error, 1)
+	wg.Go(func() {
+		if err := d.servers.Run(ctx); err != nil {
+			serverErr <- err
+			cancel()
+		}
+	})
+	return serverErr
+}
+
+// nodeInformer is the detector's one informer, on this node only.
+func (d *Detector) nodeInformer() cache.SharedIndexInformer {
+	return cache.NewSharedIndexInformer(
+		d.cfg.Client.NodeListWatch(fields.OneTermEqualSelector("metadata.name", d.cfg.NodeName).String()),
+		&v1.Node{}, 0, cache.Indexers{})
+}
+
+// loops builds the agent (authorized reboots) and, with detection, the
+// reporter (the condition) and the channel on which the agent asks for a
+// fresh observation of the sentinel.
+func (d *Detector) loops(lister corelisters.NodeLister, recorder record.EventRecorder) (*agent, *reporter, chan struct{}) {
+	probeNow := make(chan struct{}, 1)
+	a := &agent{
+		client: d.cfg.Client, lister: lister, nodeName: d.cfg.NodeName, bootID: d.bootID,
+		rebooter: d.cfg.Rebooter, recorder: recorder, metrics: d.metrics, clock: d.cfg.Clock,
+		rebootBackoff: d.cfg.RebootBackoff, writeRetry: d.cfg.WriteBackoff,
+		wake: make(chan struct{}, 1), synced: d.agentSynced,
+	}
+	if !d.cfg.Detection {
+		return a, nil, probeNow
+	}
+	r := &reporter{
+		client: d.cfg.Client, lister: lister, nodeName: d.cfg.NodeName, bootID: d.bootID, condType: d.cfg.ConditionType,
+		heartbeat: d.cfg.HeartbeatPeriod, clock: d.cfg.Clock, recorder: recorder, metrics: d.metrics,
+		retry: d.cfg.WriteBackoff, wake: make(chan struct{}, 1),
+	}
+	a.probeNow = func() { poke(probeNow) }
+	d.mu.Lock()
+	d.reporter = r
+	d.mu.Unlock()
+	return a, r, probeNow
+}
+
+// onNodeChange wakes the agent and the reporter (if any) on every change of
+// the node.
+func onNodeChange(informer cache.SharedIndexInformer, a *agent, r *reporter) error {
+	onChange := func() {
+		a.poke()
+		if r != nil {
+			r.poke()
+		}
+	}
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { onChange() },
+		UpdateFunc: func(any, any) { onChange() },
+		DeleteFunc: func(any) { onChange() },
+	}); err != nil {
+		return fmt.Errorf("node informer: %w", err)
+	}
+	return nil
+}
+
+func (d *Detector) setSynced() {
+	d.mu.Lock()
+	d.synced = true
+	d.mu.Unlock()
 }
 
 func (d *Detector) exit(ctx context.Context, serverErr chan error) error {

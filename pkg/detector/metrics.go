@@ -2,7 +2,6 @@ package detector
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	v1 "k8s.io/api/core/v1"
 )
 
@@ -62,9 +61,7 @@ func newMetrics(reg prometheus.Registerer, detection bool) *metrics {
 	for _, k := range ErrorKinds {
 		m.errors.WithLabelValues(k)
 	}
-	reg.MustRegister(m.rebootsIssued, m.errors,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m.rebootsIssued, m.errors)
 	if detection {
 		m.rebootRequired.Set(gaugeUnknown)
 		reg.MustRegister(m.rebootRequired, m.conditionWrites)

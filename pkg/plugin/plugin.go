@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -10,127 +9,18 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/pflag"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/duration"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/gates"
 	"github.com/nodereboot/nodereboot/pkg/sanitize"
-	"github.com/nodereboot/nodereboot/pkg/version"
 )
-
-// Name is the plugin's binary name; kubectl runs it as `kubectl nodereboot`.
-const Name = "kubectl-nodereboot"
-
-const usage = `kubectl nodereboot: see and steer nodereboot (docs/kubectl-plugin.md).
-
-Usage:
-  kubectl nodereboot status                 every node: reboot condition, pipeline state, why it is blocked
-  kubectl nodereboot request NODE           ask for a reboot of NODE (the reboot-requested annotation)
-  kubectl nodereboot pause [--reason TEXT]  take no new node (the nodes in progress finish)
-  kubectl nodereboot resume                 take nodes again
-  kubectl nodereboot history NODE           the reboot events of NODE, oldest first
-
-Flags:
-`
-
-// Options are the plugin's flags besides the kubeconfig ones.
-type Options struct {
-	// Namespace is the controller's namespace (the pause ConfigMap).
-	Namespace string
-	// ConditionType is the reboot condition shown by status.
-	ConditionType string
-	// Reason is the pause reason.
-	Reason string
-	// Now is the clock (for ages and request times).
-	Now func() time.Time
-}
-
-// Run runs the plugin with args (without the program name) and returns the
-// exit code: 0 done, 1 failed, 2 bad usage. newClient makes the client
-// from the kubeconfig flags (nil: from genericclioptions).
-func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, newClient func(*genericclioptions.ConfigFlags) (kubernetes.Interface, error)) int {
-	fs := pflag.NewFlagSet(Name, pflag.ContinueOnError)
-	fs.SetOutput(streams.ErrOut)
-	kube := genericclioptions.NewConfigFlags(true)
-	kube.AddFlags(fs)
-	o := Options{Now: time.Now}
-	fs.StringVar(&o.Namespace, "controller-namespace", "nodereboot-system", "Namespace of nodereboot-controller (where the pause ConfigMap "+contract.ConfigMapName+" lives).")
-	fs.StringVar(&o.ConditionType, "condition-type", contract.DefaultConditionType, "The reboot condition to show.")
-	fs.StringVar(&o.Reason, "reason", "", "pause: why, for the RebootBlocked events and status.")
-	showVersion := fs.Bool("version", false, "Print the version and exit.")
-	fs.Usage = func() {
-		fmt.Fprint(streams.ErrOut, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(streams.ErrOut, "%s: %v\n", Name, err)
-		return 2
-	}
-	if *showVersion {
-		fmt.Fprintln(streams.Out, Name, version.Version)
-		return 0
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		fs.Usage()
-		return 2
-	}
-	cmd, rest := rest[0], rest[1:]
-	wantArgs := map[string]int{"status": 0, "request": 1, "pause": 0, "resume": 0, "history": 1}
-	n, known := wantArgs[cmd]
-	if !known {
-		fmt.Fprintf(streams.ErrOut, "%s: unknown command %q (want status, request, pause, resume or history)\n", Name, cmd)
-		return 2
-	}
-	if len(rest) != n {
-		fmt.Fprintf(streams.ErrOut, "%s %s: want %d argument(s), got %q\n", Name, cmd, n, rest)
-		return 2
-	}
-	if newClient == nil {
-		newClient = func(f *genericclioptions.ConfigFlags) (kubernetes.Interface, error) {
-			cfg, err := f.ToRESTConfig()
-			if err != nil {
-				return nil, err
-			}
-			cfg.UserAgent = Name + "/" + version.Version
-			return kubernetes.NewForConfig(cfg)
-		}
-	}
-	client, err := newClient(kube)
-	if err != nil {
-		fmt.Fprintf(streams.ErrOut, "%s: %v\n", Name, err)
-		return 1
-	}
-	switch cmd {
-	case "status":
-		err = Status(ctx, client, o, streams.Out)
-	case "request":
-		err = Request(ctx, client, o, rest[0], streams.Out)
-	case "pause":
-		err = Pause(ctx, client, o, true, streams.Out)
-	case "resume":
-		err = Pause(ctx, client, o, false, streams.Out)
-	case "history":
-		err = History(ctx, client, rest[0], streams.Out)
-	}
-	if err != nil {
-		fmt.Fprintf(streams.ErrOut, "%s %s: %s\n", Name, cmd, sanitize.Message(err.Error()))
-		return 1
-	}
-	return 0
-}
 
 func age(now time.Time, t time.Time) string {
 	if t.IsZero() {
@@ -207,16 +97,30 @@ func Status(ctx context.Context, client kubernetes.Interface, o Options, w io.Wr
 	case err != nil:
 		return fmt.Errorf("read the pause switch: %w", err)
 	}
-	blocked := map[string]v1.Event{}
-	var lastBlocked *v1.Event
 	evs, err := nodeEvents(ctx, client, fields.Set{"reason": contract.ReasonRebootBlocked})
 	if err != nil {
 		return err
 	}
+	blocked := map[string]v1.Event{}
 	for i := range evs {
 		blocked[evs[i].InvolvedObject.Name] = evs[i]
-		lastBlocked = &evs[i]
 	}
+	var lastBlocked *v1.Event
+	if len(evs) > 0 {
+		lastBlocked = &evs[len(evs)-1]
+	}
+	statusHeader(w, now, cm, lastBlocked)
+	sort.Slice(nodes.Items, func(i, j int) bool { return nodes.Items[i].Name < nodes.Items[j].Name })
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\t"+strings.ToUpper(o.ConditionType)+"\tSINCE\tSTATE\tSINCE\tLAST REBOOT\tBLOCKED")
+	for i := range nodes.Items {
+		fmt.Fprintln(tw, statusRow(&nodes.Items[i], o.ConditionType, blocked, now))
+	}
+	return tw.Flush()
+}
+
+// statusHeader prints the pause switch and the newest RebootBlocked event.
+func statusHeader(w io.Writer, now time.Time, cm *v1.ConfigMap, lastBlocked *v1.Event) {
 	if paused, why := gates.Paused(cm); paused {
 		if why = oneLine(why, maxField); why == "" {
 			why = "no reason given"
@@ -230,46 +134,42 @@ func Status(ctx context.Context, client kubernetes.Interface, o Options, w io.Wr
 			oneLine(lastBlocked.InvolvedObject.Name, maxField), oneLine(lastBlocked.Message, 160))
 	}
 	fmt.Fprintln(w)
-	sort.Slice(nodes.Items, func(i, j int) bool { return nodes.Items[i].Name < nodes.Items[j].Name })
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\t"+strings.ToUpper(o.ConditionType)+"\tSINCE\tSTATE\tSINCE\tLAST REBOOT\tBLOCKED")
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
-		cond, condSince := "-", time.Time{}
-		if c := contract.Condition(n, o.ConditionType); c != nil {
-			cond, condSince = oneLine(string(c.Status), maxField), c.LastTransitionTime.Time
-		}
-		if _, ok := n.Annotations[contract.AnnotationRebootRequested]; ok {
-			cond += " (requested)"
-		}
-		state, stateSince := "-", time.Time{}
-		if s, ok := n.Annotations[contract.AnnotationState]; ok {
-			state = oneLine(s, maxField)
-			if t, err := contract.ParseTime(n.Annotations[contract.AnnotationStateSince]); err == nil {
-				stateSince = t
-			}
-			if r := n.Annotations[contract.AnnotationStateReason]; r != "" && s == string(contract.StateFailed) {
-				state += " (" + oneLine(r, maxField) + ")"
-			}
-		}
-		if contract.Disabled(n) {
-			state = "disabled"
-		}
-		lastReboot := "-"
-		if t, err := contract.ParseTime(n.Annotations[contract.AnnotationLastReboot]); err == nil {
-			lastReboot = age(now, t) + " ago"
-		}
-		why := "-"
-		// A block says something about a node that waits (or is held
-		// back before its authorization), and only since its last
-		// state change.
-		if e, ok := blocked[n.Name]; ok && (stateSince.IsZero() || eventTime(&e).After(stateSince)) &&
-			(state == "-" || state == string(contract.StateDraining)) {
-			why = oneLine(e.Message, 100)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, cond, age(now, condSince), state, age(now, stateSince), lastReboot, why)
+}
+
+// statusRow is a node's line of the status table (tab-separated).
+func statusRow(n *v1.Node, condType string, blocked map[string]v1.Event, now time.Time) string {
+	cond, condSince := "-", time.Time{}
+	if c := contract.Condition(n, condType); c != nil {
+		cond, condSince = oneLine(string(c.Status), maxField), c.LastTransitionTime.Time
 	}
-	return tw.Flush()
+	if _, ok := n.Annotations[contract.AnnotationRebootRequested]; ok {
+		cond += " (requested)"
+	}
+	state, stateSince := "-", time.Time{}
+	if s, ok := n.Annotations[contract.AnnotationState]; ok {
+		state = oneLine(s, maxField)
+		if t, err := contract.ParseTime(n.Annotations[contract.AnnotationStateSince]); err == nil {
+			stateSince = t
+		}
+		if r := n.Annotations[contract.AnnotationStateReason]; r != "" && s == string(contract.StateFailed) {
+			state += " (" + oneLine(r, maxField) + ")"
+		}
+	}
+	if contract.Disabled(n) {
+		state = "disabled"
+	}
+	lastReboot := "-"
+	if t, err := contract.ParseTime(n.Annotations[contract.AnnotationLastReboot]); err == nil {
+		lastReboot = age(now, t) + " ago"
+	}
+	why := "-"
+	// A block says something about a node that waits (or is held back
+	// before its authorization), and only since its last state change.
+	if e, ok := blocked[n.Name]; ok && (stateSince.IsZero() || eventTime(&e).After(stateSince)) &&
+		(state == "-" || state == string(contract.StateDraining)) {
+		why = oneLine(e.Message, 100)
+	}
+	return strings.Join([]string{n.Name, cond, age(now, condSince), state, age(now, stateSince), lastReboot, why}, "\t")
 }
 
 // Request asks for a reboot of a node: the reboot-requested annotation, with

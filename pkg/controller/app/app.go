@@ -2,18 +2,17 @@ package app
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -21,7 +20,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -47,23 +45,69 @@ func RESTConfig(o *options.Config) (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
-	cfg.UserAgent = contract.ControllerComponent + "/" + version.Version
+	cfg.UserAgent = version.UserAgent(contract.ControllerComponent)
 	cfg.QPS = o.QPS
 	cfg.Burst = o.Burst
 	return cfg, nil
 }
 
+// process is the controller process's wiring: its clients, metrics, events
+// and notifications, and the controller of the current leadership.
+type process struct {
+	o       *options.Config
+	cfg     controller.Config
+	client  kubernetes.Interface
+	metrics *controller.Metrics
+	servers *serving.Group
+	// recorder records events through a client of its own.
+	recorder record.EventRecorder
+	// id names this replica on the Lease and on the slot record.
+	id string
+	// adaptor is the lease renewal's /healthz check (with leader
+	// election).
+	adaptor *leaderelection.HealthzAdaptor
+	// stops are run in reverse order when Run returns.
+	stops []func()
+
+	ctrl     atomic.Pointer[controller.Controller]
+	leading  atomic.Bool
+	electing atomic.Bool
+}
+
 // Run runs the controller process until ctx is cancelled (nil) or
 // leadership is lost (ErrLeadershipLost), or a server fails.
 func Run(ctx context.Context, o *options.Config) error {
-	logger := klog.FromContext(ctx)
-	cfg := o.Controller
-	restCfg, err := RESTConfig(o)
+	p := &process{o: o, cfg: o.Controller}
+	defer p.stop()
+	if err := p.wire(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if err := p.serve(ctx, cancel); err != nil {
+		return err
+	}
+	if !o.LeaderElection.LeaderElect {
+		return p.runAlone(ctx)
+	}
+	return p.runElected(ctx)
+}
+
+// stop runs the stops, last first.
+func (p *process) stop() {
+	for i := len(p.stops) - 1; i >= 0; i-- {
+		p.stops[i]()
+	}
+}
+
+// wire makes the clients, the metrics, the event recorder and the
+// notifier, and the replica's identity.
+func (p *process) wire(ctx context.Context) error {
+	restCfg, err := RESTConfig(p.o)
 	if err != nil {
 		return err
 	}
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
+	if p.client, err = kubernetes.NewForConfig(restCfg); err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
 	// Events go through a client of their own, with its own rate limiter,
@@ -72,187 +116,109 @@ func Run(ctx context.Context, o *options.Config) error {
 	if err != nil {
 		return fmt.Errorf("create event client: %w", err)
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := controller.NewMetrics(reg)
+	reg := serving.NewRegistry(contract.ControllerComponent)
+	p.metrics = controller.NewMetrics(reg)
+	p.servers = p.newServers(reg)
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartStructuredLogging(3)
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
-	defer broadcaster.Shutdown()
-	recorder := controller.CleanRecorder(broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: contract.ControllerComponent}))
+	p.stops = append(p.stops, broadcaster.Shutdown)
+	p.recorder = controller.CleanRecorder(broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: contract.ControllerComponent}))
 
-	if sender := o.Notifier; sender != nil {
-		sender.OnResult(func(r string) { metrics.Notifications.WithLabelValues(r).Inc() })
-		cfg.Notifier = sender
-		nctx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan struct{})
-		go func() { defer close(done); sender.Run(klog.NewContext(nctx, logger)) }()
-		defer func() { stopNotify(); <-done }()
-	}
-
+	p.startNotifier(ctx)
 	host, err := os.Hostname()
 	if err != nil {
 		return fmt.Errorf("hostname: %w", err)
 	}
-	// The identity names this replica on the Lease and on the slot record.
-	id := host + "_" + string(uuid.NewUUID())
-	cfg.Identity = id
+	p.id = host + "_" + string(uuid.NewUUID())
+	p.cfg.Identity = p.id
+	return nil
+}
 
-	var (
-		ctrl     atomic.Pointer[controller.Controller]
-		leading  atomic.Bool
-		electing atomic.Bool
-	)
-	runController := func(ctx context.Context) error {
-		var clk clock.WithTicker = clock.RealClock{}
-		if o.TestingClockOffset != 0 {
-			clk = offsetClock{offset: o.TestingClockOffset}
-		}
-		c := controller.New(client, recorder, clk, cfg, metrics)
-		ctrl.Store(c)
-		return c.Run(ctx, o.Workers)
+// startNotifier runs the notification sender, if any, until Run returns
+// (it outlives ctx so that the last notifications are sent).
+func (p *process) startNotifier(ctx context.Context) {
+	sender := p.o.Notifier
+	if sender == nil {
+		return
 	}
-	ready := func(*http.Request) error {
-		if leading.Load() {
-			if c := ctrl.Load(); c == nil || !c.HasSynced() {
-				return errors.New("leader: caches not synced")
-			}
-			return nil
+	sender.OnResult(func(r string) { p.metrics.Notifications.WithLabelValues(r).Inc() })
+	p.cfg.Notifier = sender
+	nctx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); sender.Run(klog.NewContext(nctx, klog.FromContext(ctx))) }()
+	p.stops = append(p.stops, func() { stopNotify(); <-done })
+}
+
+// newServers are the metrics and probe servers (serving.NewGroup's rule):
+// /healthz is the process and, with leader election, the lease renewal;
+// /readyz is ready.
+func (p *process) newServers(reg *prometheus.Registry) *serving.Group {
+	opts := []serving.Option{serving.WithHealthz("ping", serving.Ping), serving.WithReadyz("controller", p.ready)}
+	if p.o.LeaderElection.LeaderElect {
+		p.adaptor = leaderelection.NewLeaderHealthzAdaptor(healthzTimeout)
+		opts = append(opts, serving.WithHealthz(p.adaptor.Name(), p.adaptor.Check))
+	}
+	return serving.NewGroup(p.o.MetricsBindAddress, p.o.HealthProbeBindAddress, reg, opts...)
+}
+
+// serve binds the servers and runs them until Run returns (they answer
+// probes while the controller stops); a server failure cancels ctx with its
+// error.
+func (p *process) serve(ctx context.Context, cancel context.CancelCauseFunc) error {
+	if err := p.servers.Listen(); err != nil {
+		return err
+	}
+	sctx, stopServers := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := p.servers.Run(sctx); err != nil {
+			cancel(err)
 		}
-		if !electing.Load() {
-			return errors.New("leader election not running")
+	}()
+	p.stops = append(p.stops, func() { stopServers(); <-done })
+	return nil
+}
+
+// ready is /readyz: a leader whose caches have synced, or a replica
+// taking part in the election.
+func (p *process) ready(*http.Request) error {
+	if p.leading.Load() {
+		if c := p.ctrl.Load(); c == nil || !c.HasSynced() {
+			return errors.New("leader: caches not synced")
 		}
 		return nil
 	}
-	var adaptor *leaderelection.HealthzAdaptor
-	healthOpts := []serving.Option{serving.WithHealthz("ping", serving.Ping), serving.WithReadyz("controller", ready)}
-	if o.LeaderElection.LeaderElect {
-		adaptor = leaderelection.NewLeaderHealthzAdaptor(healthzTimeout)
-		healthOpts = append(healthOpts, serving.WithHealthz(adaptor.Name(), adaptor.Check))
+	if !p.electing.Load() {
+		return errors.New("leader election not running")
 	}
-	var servers []*serving.Server
-	if o.MetricsBindAddress == o.HealthProbeBindAddress {
-		servers = append(servers, serving.New(o.MetricsBindAddress, reg, healthOpts...))
-	} else {
-		servers = append(servers, serving.New(o.MetricsBindAddress, reg), serving.New(o.HealthProbeBindAddress, nil, healthOpts...))
-	}
-	for _, s := range servers {
-		if err := s.Listen(); err != nil {
-			return err
-		}
-	}
-	sctx, stopServers := context.WithCancelCause(context.WithoutCancel(ctx))
-	var swg sync.WaitGroup
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	for _, s := range servers {
-		swg.Go(func() {
-			if err := s.Run(sctx); err != nil {
-				cancel(err)
-			}
-		})
-	}
-	defer swg.Wait()
-	defer stopServers(nil)
+	return nil
+}
 
-	if !o.LeaderElection.LeaderElect {
-		logger.Info("Leader election disabled: running as the only controller")
-		leading.Store(true)
-		metrics.IsLeader.Set(1)
-		err := runController(ctx)
-		metrics.IsLeader.Set(0)
-		if cause := context.Cause(ctx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {
-			err = cause
-		}
-		return err
+// runController runs a controller until ctx ends.
+func (p *process) runController(ctx context.Context) error {
+	var clk clock.WithTicker = clock.RealClock{}
+	if p.o.TestingClockOffset != 0 {
+		clk = offsetClock{offset: p.o.TestingClockOffset}
 	}
+	c := controller.New(p.client, p.recorder, clk, p.cfg, p.metrics)
+	p.ctrl.Store(c)
+	return c.Run(ctx, p.o.Workers)
+}
 
-	le := o.LeaderElection
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: le.ResourceNamespace, Name: le.ResourceName},
-		Client:     client.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+// runAlone runs the controller without leader election.
+func (p *process) runAlone(ctx context.Context) error {
+	klog.FromContext(ctx).Info("Leader election disabled: running as the only controller")
+	p.leading.Store(true)
+	p.metrics.IsLeader.Set(1)
+	err := p.runController(ctx)
+	p.metrics.IsLeader.Set(0)
+	if cause := context.Cause(ctx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
 	}
-
-	// The elector runs under its own context, cancelled only after the
-	// work has stopped: the lease is released (ReleaseOnCancel) when no
-	// worker can write any more, so that the next leader never overlaps.
-	electorCtx, stopElector := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopElector()
-	var (
-		startOnce sync.Once
-		workDone  = make(chan struct{})
-		started   atomic.Bool
-		workErr   error
-	)
-	go func() {
-		<-ctx.Done()
-		if started.Load() {
-			<-workDone
-		}
-		stopElector()
-	}()
-
-	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   le.LeaseDuration.Duration,
-		RenewDeadline:   le.RenewDeadline.Duration,
-		RetryPeriod:     le.RetryPeriod.Duration,
-		ReleaseOnCancel: true,
-		Name:            contract.ControllerComponent,
-		WatchDog:        adaptor,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(lctx context.Context) {
-				startOnce.Do(func() {
-					started.Store(true)
-					defer close(workDone)
-					logger.Info("Started leading", "identity", id)
-					leading.Store(true)
-					metrics.IsLeader.Set(1)
-					// Work stops when leadership is lost (lctx) or
-					// the process is asked to stop (ctx).
-					wctx, wcancel := context.WithCancel(lctx)
-					defer wcancel()
-					stop := context.AfterFunc(ctx, wcancel)
-					defer stop()
-					workErr = runController(wctx)
-				})
-			},
-			OnStoppedLeading: func() {
-				if started.Load() {
-					<-workDone // all workers have returned
-				}
-				leading.Store(false)
-				metrics.IsLeader.Set(0)
-				logger.Info("Stopped leading", "identity", id)
-			},
-			OnNewLeader: func(identity string) {
-				if identity != id {
-					logger.Info("New leader", "identity", identity)
-				}
-			},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("leader election: %w", err)
-	}
-	logger.Info("Waiting for leadership", "lease", klog.KRef(le.ResourceNamespace, le.ResourceName), "identity", id)
-	electing.Store(true)
-	elector.Run(electorCtx)
-	electing.Store(false)
-
-	if cause := context.Cause(ctx); cause != nil {
-		if !errors.Is(cause, context.Canceled) {
-			return cause // a server failed
-		}
-		return nil // asked to stop
-	}
-	if workErr != nil {
-		return fmt.Errorf("%w: %v", ErrLeadershipLost, workErr)
-	}
-	return ErrLeadershipLost
+	return err
 }
 
 // offsetClock is the real clock shifted by offset (--testing-clock-offset):

@@ -140,7 +140,7 @@ func (o *Options) addServingFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress,
 		"Address of /metrics ([host]:port; 0 disables).")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress,
-		"Address of /healthz and /readyz ([host]:port; 0 disables).")
+		"Address of /healthz and /readyz ([host]:port; 0 disables); equal to --metrics-bind-address: one server serves all three paths.")
 	fs.DurationVar(&o.TestingClockOffset, "testing-clock-offset", o.TestingClockOffset,
 		"Testing only: shift the controller's clock by this much (clock-skew fault tests).")
 	_ = fs.MarkHidden("testing-clock-offset")

@@ -19,6 +19,7 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/detector"
 	"github.com/nodereboot/nodereboot/pkg/reboot"
 	"github.com/nodereboot/nodereboot/pkg/serving"
+	"github.com/nodereboot/nodereboot/pkg/version"
 )
 
 // Reboot methods, the values of --reboot-method.
@@ -128,7 +129,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.DBusSocket, "dbus-socket", o.DBusSocket, "System bus socket for --reboot-method=dbus.")
 
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of /metrics; 0 disables.")
-	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz; 0 disables.")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz; 0 disables; equal to --metrics-bind-address: one server serves all three paths.")
 }
 
 // Config is the detector process's configuration: what Complete made of
@@ -254,13 +255,11 @@ func (o *Options) checkReboot(errs *cli.FlagErrors) {
 	}
 }
 
-// checkServing checks the servers' addresses.
+// checkServing checks the servers' addresses; the same address for both
+// serves the three paths on one server (serving.NewGroup).
 func (o *Options) checkServing(errs *cli.FlagErrors) {
 	errs.Check("metrics-bind-address", serving.ValidateAddress(o.MetricsBindAddress))
 	errs.Check("health-probe-bind-address", serving.ValidateAddress(o.HealthProbeBindAddress))
-	if !serving.Disabled(o.MetricsBindAddress) && o.MetricsBindAddress == o.HealthProbeBindAddress {
-		errs.Add("health-probe-bind-address", "must differ from --metrics-bind-address %q", o.MetricsBindAddress)
-	}
 }
 
 // hostCommand splits a command line and, with --host-mount-namespace, runs
@@ -280,7 +279,7 @@ func (c *Config) RESTConfig() (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client configuration (--kubeconfig=%q): %w", c.Kubeconfig, err)
 	}
-	cfg.UserAgent = contract.DetectorComponent
+	cfg.UserAgent = version.UserAgent(contract.DetectorComponent)
 	cfg.QPS = c.QPS
 	cfg.Burst = c.Burst
 	return cfg, nil

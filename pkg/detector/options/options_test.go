@@ -66,7 +66,6 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{[]string{"--node-name=n", "--reboot-method=dbus", "--dbus-socket="}, "--dbus-socket"},
 		{[]string{"--node-name=n", "--metrics-bind-address=8080"}, "--metrics-bind-address"},
 		{[]string{"--node-name=n", "--health-probe-bind-address=:99999"}, "--health-probe-bind-address"},
-		{[]string{"--node-name=n", "--health-probe-bind-address=:8080"}, "--health-probe-bind-address"},
 		{[]string{"--node-name=n", "--kube-api-qps=0"}, "--kube-api-qps"},
 		{[]string{"--node-name=n", "--kube-api-burst=0"}, "--kube-api-burst"},
 	} {
@@ -84,6 +83,8 @@ func TestValidateAccepts(t *testing.T) {
 		{"--node-name=n", "--resync-period=0", "--metrics-bind-address=0", "--health-probe-bind-address=0"},
 		{"--node-name=n", "--reboot-method=signal", "--reboot-command="},
 		{"--node-name=n", "--reboot-method=dbus"},
+		// One server for metrics and probes, as the controller allows.
+		{"--node-name=n", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8080"},
 	} {
 		if err := parse(t, args...).Validate(); err != nil {
 			t.Errorf("%v: %v", args, err)
