@@ -103,6 +103,11 @@ type Config struct {
 	// Release is the release gate a rebooted node must pass before its
 	// slot is given back (release.go).
 	Release ReleaseGate
+	// LifecycleConditions writes the KEP-5683 lifecycle conditions
+	// (MaintenancePlanned, DrainInProgress, Drained,
+	// MaintenanceInProgress) as nodes move through the pipeline (see
+	// Lifecycle).
+	LifecycleConditions bool
 }
 
 // Block says why a reboot may not go ahead now (a gate is closed), and when
