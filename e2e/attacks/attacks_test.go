@@ -53,6 +53,9 @@ const (
 // nodeRestriction marks a refusal by the NodeRestriction admission plugin.
 const nodeRestriction = "NodeRestriction"
 
+// rbacRefusal marks a refusal by RBAC (the authorizer, before admission).
+const rbacRefusal = "RBAC"
+
 // plausible is a value an attacker would write into an annotation.
 func plausible(key, bootID string) string {
 	now := time.Now().UTC().Format(time.RFC3339)
@@ -115,10 +118,10 @@ func (in *Install) check(t *testing.T, attack, who string, err error, want, want
 	case err == nil:
 		t.Errorf("%s by %s: admitted, want it refused by %s", attack, who, want)
 		result = "FAILED: ADMITTED"
-	case want == nodeRestriction && (!apierrors.IsForbidden(err) || !strings.Contains(err.Error(), wantMsg)):
-		t.Errorf("%s by %s: %v, want 403 from NodeRestriction with %q", attack, who, err, wantMsg)
+	case (want == nodeRestriction || want == rbacRefusal) && (!apierrors.IsForbidden(err) || !strings.Contains(err.Error(), wantMsg)):
+		t.Errorf("%s by %s: %v, want 403 from %s with %q", attack, who, err, want, wantMsg)
 		result = "FAILED: wrong refusal"
-	case want != nodeRestriction && !in.deniedByOneOf(err, want, wantMsg):
+	case want != nodeRestriction && want != rbacRefusal && !in.deniedByOneOf(err, want, wantMsg):
 		t.Errorf("%s by %s: %v; want 403 from %s with %q", attack, who, err, want, wantMsg)
 		result = "FAILED: wrong refusal"
 	default:
@@ -301,10 +304,17 @@ func TestAttacks(t *testing.T) {
 		in.check(t, "event about a pod", whoDet, err, EventsPolicy, "not Pod web-0")
 	})
 
+	t.Run("lifecycle conditions", func(t *testing.T) {
+		testLifecycleConditions(ctx, t, in, ctl, patcher)
+	})
+
 	// Least privilege, and failing closed: without its RBAC permission the
 	// controller itself is refused; with it back, admitted again.
 	t.Run("the controller without manage nodes.nodereboot.io", func(t *testing.T) {
 		testControllerLosesPermission(ctx, t, in, ctl)
+	})
+	t.Run("the controller without patch nodes/status", func(t *testing.T) {
+		testControllerLosesStatusPermission(ctx, t, in, ctl)
 	})
 
 	// The verdict: none of the attackers' values is on any node.
@@ -390,6 +400,22 @@ func TestRenamedInstall(t *testing.T) {
 // from the controller's ClusterRole, checks that the controller's write of
 // its own annotation is then refused, and puts the rule back.
 func testControllerLosesPermission(ctx context.Context, t *testing.T, in *Install, ctl kubernetes.Interface) {
+	last := withoutControllerRule(ctx, t, in, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.APIGroups, "nodereboot.io") },
+		func() error {
+			_, err := ctl.CoreV1().Nodes().Patch(ctx, in.Nodes[2], types.MergePatchType, AnnotationPatch(annState, ptr.To("Draining")),
+				metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		})
+	in.check(t, "set state (dry run) after `manage nodes.nodereboot.io` was removed from its ClusterRole", "the controller's service account",
+		last, ControllerPolicy, "may set "+annState)
+}
+
+// withoutControllerRule removes the one rule drop matches from the
+// controller's ClusterRole, waits until write fails (RBAC reaches the
+// authorizer through an informer), puts the rule back, and returns write's
+// last error.
+func withoutControllerRule(ctx context.Context, t *testing.T, in *Install, drop func(rbacv1.PolicyRule) bool, write func() error) error {
+	t.Helper()
 	roles := in.Cluster.Client.RbacV1().ClusterRoles()
 	role, err := roles.Get(ctx, in.Name("nodereboot-controller"), metav1.GetOptions{})
 	if err != nil {
@@ -398,12 +424,12 @@ func testControllerLosesPermission(ctx context.Context, t *testing.T, in *Instal
 	saved := role.DeepCopy()
 	var kept []rbacv1.PolicyRule
 	for _, r := range role.Rules {
-		if !slices.Contains(r.APIGroups, "nodereboot.io") {
+		if !drop(r) {
 			kept = append(kept, r)
 		}
 	}
 	if len(kept) != len(role.Rules)-1 {
-		t.Fatalf("the controller's ClusterRole has %d rules for nodereboot.io, want 1", len(role.Rules)-len(kept))
+		t.Fatalf("the controller's ClusterRole has %d rules to remove, want 1", len(role.Rules)-len(kept))
 	}
 	role.Rules = kept
 	if _, err := roles.Update(ctx, role, metav1.UpdateOptions{}); err != nil {
@@ -419,21 +445,14 @@ func testControllerLosesPermission(ctx context.Context, t *testing.T, in *Instal
 			t.Errorf("restore the controller's ClusterRole: %v", err)
 		}
 	}()
-	// RBAC reaches the authorizer through an informer: wait for the effect.
-	write := func() error {
-		_, err := ctl.CoreV1().Nodes().Patch(ctx, in.Nodes[2], types.MergePatchType, AnnotationPatch(annState, ptr.To("Draining")),
-			metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
-		return err
-	}
 	var last error
 	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		last = write()
 		return last != nil, nil
 	}); err != nil {
-		t.Fatalf("the controller without the permission is still admitted (%v)", err)
+		t.Fatalf("the controller without the rule is still admitted (%v)", err)
 	}
-	in.check(t, "set state (dry run) after `manage nodes.nodereboot.io` was removed from its ClusterRole", "the controller's service account",
-		last, ControllerPolicy, "may set "+annState)
+	return last
 }
 
 // TestWithoutPolicies installs deploy/ without its policies, as on a cluster

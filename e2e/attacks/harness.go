@@ -37,6 +37,9 @@ const (
 	DetectorPolicy   = "nodereboot-detector-own-node"
 	EventsPolicy     = "nodereboot-detector-own-events"
 	ControllerPolicy = "nodereboot-controller-annotations"
+	// ControllerStatusPolicy keeps the controller's status writes to the
+	// lifecycle conditions.
+	ControllerStatusPolicy = "nodereboot-controller-status"
 )
 
 // The attackers' names: a service account that may only patch nodes (and
@@ -54,7 +57,7 @@ type Options struct {
 	// kustomize overlay of deploy/ (namePrefix, nameSuffix, namespace);
 	// all empty: deploy/ itself.
 	NamePrefix, NameSuffix, Namespace string
-	// WithoutPolicies installs deploy/ without its three admission policies
+	// WithoutPolicies installs deploy/ without its four admission policies
 	// (as on a cluster before Kubernetes 1.30, docs/install.md): a
 	// kustomize `$patch: delete` of the six objects. For attacks that the
 	// controller itself must hold.
@@ -102,7 +105,7 @@ func (in *Install) DetectorUser() string {
 // Setup starts a cluster, installs nodereboot with `kubectl apply
 // --server-side -k` (deploy/ or a renaming overlay of it), waits until the
 // detector runs on every node and the controller's replicas are ready, and
-// until the API server enforces the three admission policies as applied.
+// until the API server enforces the four admission policies as applied.
 // The cluster stops when the test ends.
 func Setup(t *testing.T, o Options) *Install {
 	t.Helper()
@@ -169,7 +172,7 @@ func kustomization(t *testing.T, o Options) string {
 	if o.WithoutPolicies {
 		b.WriteString("patches:\n")
 		for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
-			for _, name := range []string{DetectorPolicy, EventsPolicy, ControllerPolicy} {
+			for _, name := range []string{DetectorPolicy, EventsPolicy, ControllerPolicy, ControllerStatusPolicy} {
 				fmt.Fprintf(&b, "  - patch: |-\n      $patch: delete\n      apiVersion: admissionregistration.k8s.io/v1\n      kind: %s\n      metadata:\n        name: %s\n", kind, name)
 			}
 		}
@@ -202,7 +205,7 @@ func (in *Install) waitWorkloads(ctx context.Context, t *testing.T) {
 // policies' CEL.
 func (in *Install) waitTypeChecked(ctx context.Context, t *testing.T) {
 	t.Helper()
-	for _, base := range []string{DetectorPolicy, EventsPolicy, ControllerPolicy} {
+	for _, base := range []string{DetectorPolicy, EventsPolicy, ControllerPolicy, ControllerStatusPolicy} {
 		name := in.Name(base)
 		obj, err := framework.WaitFor(ctx, in.Cluster.Client.AdmissionregistrationV1().RESTClient(), "validatingadmissionpolicies", "", name,
 			&admissionregistrationv1.ValidatingAdmissionPolicy{}, func(o any) bool {
@@ -218,7 +221,7 @@ func (in *Install) waitTypeChecked(ctx context.Context, t *testing.T) {
 	}
 }
 
-// waitEnforced waits until the API server enforces the three policies: a
+// waitEnforced waits until the API server enforces the four policies: a
 // policy reaches its admission plugin through informers, after the apply
 // returned. The probes are dry-run writes (admission runs, nothing is
 // stored) that each policy must refuse.
@@ -226,14 +229,18 @@ func (in *Install) waitEnforced(ctx context.Context, t *testing.T) {
 	t.Helper()
 	patcher := in.Client(t, in.PatcherConfig(ctx, t))
 	det := in.Client(t, in.DetectorConfig(ctx, t, in.Nodes[0]))
+	ctl := in.Client(t, in.ControllerConfig(ctx, t))
 	dry := metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}
+	notReady := []byte(`{"status":{"conditions":[{"type":"Ready","status":"False","reason":"Probe","message":"probe"}]}}`)
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		_, errCtl := patcher.CoreV1().Nodes().Patch(ctx, in.Nodes[0], types.MergePatchType, AnnotationPatch("nodereboot.io/state", ptr.To("Draining")), dry)
 		_, errDet := det.CoreV1().Nodes().Patch(ctx, in.Nodes[1], types.MergePatchType, AnnotationPatch("nodereboot.io/rebooting", ptr.To(FakeBootID)), dry)
 		_, errEv := det.CoreV1().Events("kube-system").Create(ctx, NewNodeEvent(in.Nodes[0]), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		last = fmt.Sprintf("controller policy: %v; detector policy: %v; events policy: %v", errCtl, errDet, errEv)
-		return DeniedBy(errCtl, in.Name(ControllerPolicy)) && DeniedBy(errDet, in.Name(DetectorPolicy)) && DeniedBy(errEv, in.Name(EventsPolicy)), nil
+		_, errStatus := ctl.CoreV1().Nodes().Patch(ctx, in.Nodes[0], types.StrategicMergePatchType, notReady, dry, "status")
+		last = fmt.Sprintf("controller policy: %v; detector policy: %v; events policy: %v; controller status policy: %v", errCtl, errDet, errEv, errStatus)
+		return DeniedBy(errCtl, in.Name(ControllerPolicy)) && DeniedBy(errDet, in.Name(DetectorPolicy)) && DeniedBy(errEv, in.Name(EventsPolicy)) &&
+			DeniedBy(errStatus, in.Name(ControllerStatusPolicy)), nil
 	})
 	if err != nil {
 		t.Fatalf("the admission policies are not enforced: %v; last probes: %s", err, last)

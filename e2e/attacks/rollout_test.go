@@ -87,7 +87,7 @@ func (w *nodeWatch) verdict() (maxOut int, unauthorized []string) {
 
 // TestRolloutThroughThePolicies: the real controller (its service-account
 // token) and the real detectors (tokens bound to their pods) reboot every
-// node through the three policies, one at a time, each reboot authorized.
+// node through the four policies, one at a time, each reboot authorized.
 // The policies stop attackers, not nodereboot.
 func TestRolloutThroughThePolicies(t *testing.T) {
 	t.Parallel() // its own cluster
@@ -116,6 +116,14 @@ func TestRolloutThroughThePolicies(t *testing.T) {
 			t.Fatalf("%s did not leave the pipeline: %v", node, err)
 		}
 	}
+	// The controller's lifecycle conditions went through the policies:
+	// every node shows them False at the end.
+	for _, node := range in.Nodes {
+		if _, err := in.Cluster.WaitForNode(ctx, node, lifecycleOver); err != nil {
+			t.Errorf("%s: lifecycle conditions not all False (the controller's): %v", node, err)
+		}
+	}
+	forgedLifecycleConditions(ctx, t, in, w)
 	var reboots []string
 	for _, h := range hosts {
 		if r := h.Reboots(); len(r) != 1 {
@@ -134,7 +142,7 @@ func TestRolloutThroughThePolicies(t *testing.T) {
 	if t.Failed() {
 		result = "FAILED"
 	}
-	in.Record(Outcome{Attack: "(no attack) a rollout of 3 nodes, --max-concurrent=1, through the three policies",
+	in.Record(Outcome{Attack: "(no attack) a rollout of 3 nodes, --max-concurrent=1, through the four policies",
 		Who:    "the real controller (its service-account token) and detectors (tokens bound to their pods)",
 		Server: fmt.Sprintf("reboots: %s; at most %d node out; %d reboots without an authorization", strings.Join(reboots, ", "), maxOut, len(unauthorized)),
 		Result: result})

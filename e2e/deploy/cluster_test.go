@@ -654,6 +654,8 @@ func testRBAC(ctx context.Context, t *testing.T, c *framework.Cluster, detectorT
 		{controlSA, []string{"delete", "pods", "-A"}, false},
 		{controlSA, []string{"create", "pods", "--subresource=exec", "-A"}, false},
 		{controlSA, []string{"patch", "nodes"}, true},
+		{controlSA, []string{"patch", "nodes", "--subresource=status"}, true}, // the lifecycle conditions
+		{controlSA, []string{"update", "nodes", "--subresource=status"}, false},
 		{controlSA, []string{"update", "nodes"}, false},
 		{controlSA, []string{"update", "leases/nodereboot-controller", "-n", systemNS}, true},
 		{controlSA, []string{"update", "leases/kube-scheduler", "-n", "kube-system"}, false},

@@ -33,12 +33,13 @@ const (
 	// The other admission policies.
 	eventsPolicy     = "nodereboot-detector-own-events"
 	controllerPolicy = "nodereboot-controller-annotations"
+	statusPolicy     = "nodereboot-controller-status"
 	chartPath        = "deploy/helm/nodereboot"
 	releaseName      = "nodereboot"
 )
 
 // policyNames are the install's admission policies.
-var policyNames = []string{policyName, eventsPolicy, controllerPolicy}
+var policyNames = []string{policyName, eventsPolicy, controllerPolicy, statusPolicy}
 
 // The paths where the manifests mount the host's /var/run (the sentinel
 // container) and /var/run/dbus (the detector container, reboot-dbus).

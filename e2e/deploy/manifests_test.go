@@ -676,7 +676,7 @@ func TestPoliciesFollowRenames(t *testing.T) {
 	if crb.GetLabels()["nodereboot.io/identity"] != "detector" || s["name"] != "acme-nodereboot-detector-v2" || s["namespace"] != "acme-system" {
 		t.Errorf("renamed detector binding: labels %v, subject %v", crb.GetLabels(), s)
 	}
-	for _, p := range []string{"nodereboot-detector-own-node", "nodereboot-detector-own-events", "nodereboot-controller-annotations"} {
+	for _, p := range []string{"nodereboot-detector-own-node", "nodereboot-detector-own-events", "nodereboot-controller-annotations", "nodereboot-controller-status"} {
 		b := find(t, objs, "ValidatingAdmissionPolicyBinding", "acme-"+p+"-v2")
 		if got, _, _ := unstructured.NestedString(b.Object, "spec", "policyName"); got != "acme-"+p+"-v2" {
 			t.Errorf("binding %s names policy %q", b.GetName(), got)
@@ -728,7 +728,7 @@ func TestHelmPoliciesFollowTheRelease(t *testing.T) {
 			t.Errorf("%s %s differs between releases", o.GetKind(), o.GetName())
 		}
 	}
-	if n != 6 {
-		t.Errorf("%d policy objects, want 3 policies and 3 bindings", n)
+	if n != 8 {
+		t.Errorf("%d policy objects, want 4 policies and 4 bindings", n)
 	}
 }

@@ -61,6 +61,14 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 		}
 	}
 	c.endDrain(n.Name, state)
+	// The lifecycle conditions of the state the node is in, before the
+	// step that may leave it, so that every state it passes shows; the
+	// step is then written on the version they produced (decisions never
+	// read them).
+	n, err = c.writeLifecycle(ctx, n, in, a)
+	if err != nil {
+		return err
+	}
 	return c.execute(ctx, n, a)
 }
 

@@ -178,12 +178,13 @@ func (o *Options) completePipeline(d *decide.Config, errs *cli.FlagErrors) {
 }
 
 // completeNodeLabels checks and converts the labels written on a node in the
-// pipeline, and the scale-down protection.
+// pipeline, the scale-down protection and the lifecycle conditions.
 func (o *Options) completeNodeLabels(d *decide.Config, errs *cli.FlagErrors) {
 	d.PreRebootLabels = nodeLabels("pre-reboot-node-labels", o.PreRebootNodeLabels, errs)
 	d.PostRebootLabels = nodeLabels("post-reboot-node-labels", o.PostRebootNodeLabels, errs)
 	d.ScaleDownProtection = o.ScaleDownProtection
 	d.ScaleDownProtectionAfter = o.ScaleDownProtectionFor
+	d.LifecycleConditions = o.LifecycleConditions
 }
 
 // windowFlags names the flag of each part of the reboot window.

@@ -106,7 +106,8 @@ func (o *Options) addGateFlags(fs *pflag.FlagSet) {
 		"While a node waits on an alert or on blocking pods, look again this often.")
 }
 
-// addNodeLabelFlags binds the flags of the labels and the scale-down protection written on a node in the pipeline.
+// addNodeLabelFlags binds the flags of what is written on a node in the
+// pipeline: labels, the scale-down protection, the lifecycle conditions.
 func (o *Options) addNodeLabelFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.PreRebootNodeLabels, "pre-reboot-node-labels", o.PreRebootNodeLabels,
 		"Labels (key=value, comma-separated) set on a node when it is taken (with the cordon); their earlier values are restored when it leaves the pipeline.")
@@ -116,6 +117,8 @@ func (o *Options) addNodeLabelFlags(fs *pflag.FlagSet) {
 		"Annotate a node "+contract.AnnotationScaleDownDisabled+"=true from its cordon until --scale-down-protection-after after its uncordon, so that the Cluster Autoscaler does not remove it meanwhile (only if it was not annotated).")
 	fs.DurationVar(&o.ScaleDownProtectionFor, "scale-down-protection-after", o.ScaleDownProtectionFor,
 		"How long the scale-down protection stays after a node leaves the pipeline.")
+	fs.BoolVar(&o.LifecycleConditions, "lifecycle-conditions", o.LifecycleConditions,
+		"Write the node lifecycle conditions of KEP-5683 (MaintenancePlanned, DrainInProgress, Drained, MaintenanceInProgress) on nodes/status as a node moves through the pipeline; needs RBAC patch on nodes/status. Informational: never read to decide a step.")
 }
 
 // addNotifyFlags binds the flags of the notifications.

@@ -71,6 +71,7 @@ type Options struct {
 	DrainDelay             time.Duration
 	ScaleDownProtection    bool
 	ScaleDownProtectionFor time.Duration
+	LifecycleConditions    bool
 	NotifyURLs             []string
 	NotifyTemplate         string
 	NotifyStepTemplates    map[notify.Step]*string
@@ -125,6 +126,7 @@ func New(getenv func(string) string) *Options {
 		BlockedRecheck:            time.Minute,
 		ScaleDownProtection:       true,
 		ScaleDownProtectionFor:    10 * time.Minute,
+		LifecycleConditions:       true,
 		NotifyTimeout:             10 * time.Second,
 		NotifyStepTemplates:       map[notify.Step]*string{},
 		EvictionRetryDelay:        5 * time.Second,
