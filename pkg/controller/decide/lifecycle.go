@@ -132,7 +132,7 @@ func pipelineWant(n *v1.Node, st contract.State) map[string]lifecycleWant {
 			contract.ConditionMaintenancePlanned:    planned,
 			contract.ConditionDrainInProgress:       drainOver,
 			contract.ConditionDrained:               drainedDone,
-			contract.ConditionMaintenanceInProgress: {v1.ConditionTrue, contract.ReasonRebooted, "rebooted, soaking before the uncordon"},
+			contract.ConditionMaintenanceInProgress: {v1.ConditionTrue, contract.ReasonRebooted, "rebooted, soaking and waiting for the release gate before the uncordon"},
 		}
 	default: // Failed: Drained stays what it was (before or after the drain)
 		reason := failedReason(n)
