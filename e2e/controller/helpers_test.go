@@ -222,8 +222,6 @@ type outCounter struct {
 
 func watchOut(t *testing.T, ctx context.Context, c *framework.Cluster) *outCounter {
 	o := &outCounter{out: map[string]bool{}, takes: map[string]int{}}
-	lw := framework.ConsistentListWatch(c.Client.CoreV1().RESTClient(), "nodes", "", fields.Everything())
-	inf := cache.NewSharedIndexInformer(lw, &corev1.Node{}, 0, cache.Indexers{})
 	observe := func(obj any) {
 		n, ok := obj.(*corev1.Node)
 		if !ok {
@@ -250,7 +248,7 @@ func watchOut(t *testing.T, ctx context.Context, c *framework.Cluster) *outCount
 		}
 		o.log = append(o.log, fmt.Sprintf("%s %s state=%q out=%v", time.Now().Format("15:04:05.000"), n.Name, state, names))
 	}
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	watchNodes(t, ctx, c, cache.ResourceEventHandlerFuncs{
 		AddFunc:    observe,
 		UpdateFunc: func(_, n any) { observe(n) },
 		DeleteFunc: func(obj any) {
@@ -260,7 +258,22 @@ func watchOut(t *testing.T, ctx context.Context, c *framework.Cluster) *outCount
 				o.mu.Unlock()
 			}
 		},
+	}, func() string {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return "node state timeline:\n" + strings.Join(o.log, "\n")
 	})
+	return o
+}
+
+// watchNodes runs an informer on the Nodes with the handler until the test
+// ends, and returns once its cache is synced. When the test failed,
+// timeline is logged at the end.
+func watchNodes(t *testing.T, ctx context.Context, c *framework.Cluster, h cache.ResourceEventHandler, timeline func() string) {
+	t.Helper()
+	lw := framework.ConsistentListWatch(c.Client.CoreV1().RESTClient(), "nodes", "", fields.Everything())
+	inf := cache.NewSharedIndexInformer(lw, &corev1.Node{}, 0, cache.Indexers{})
+	_, _ = inf.AddEventHandler(h)
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); inf.RunWithContext(wctx) }()
@@ -268,15 +281,12 @@ func watchOut(t *testing.T, ctx context.Context, c *framework.Cluster) *outCount
 		cancel()
 		<-done
 		if t.Failed() {
-			o.mu.Lock()
-			t.Logf("node state timeline:\n%s", strings.Join(o.log, "\n"))
-			o.mu.Unlock()
+			t.Log(timeline())
 		}
 	})
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		t.Fatal("node watch not synced")
 	}
-	return o
 }
 
 func (o *outCounter) Max() int {
