@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -277,24 +276,6 @@ func startControllerWithClock(t *testing.T, f *fakeAPI, cfg Config, clk clock.Wi
 	return c, m, rec, ctx
 }
 
-// waitEvent waits for an event starting with prefix ("Type Reason").
-func waitEvent(t *testing.T, rec *record.FakeRecorder, prefix string) []string {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	var seen []string
-	for {
-		select {
-		case e := <-rec.Events:
-			seen = append(seen, e)
-			if strings.HasPrefix(e, prefix) {
-				return seen
-			}
-		case <-deadline:
-			t.Fatalf("no %q event; got %q", prefix, seen)
-		}
-	}
-}
-
 func eventsOf(rec *record.FakeRecorder) []string {
 	var out []string
 	for {
@@ -303,78 +284,6 @@ func eventsOf(rec *record.FakeRecorder) []string {
 			out = append(out, e)
 		default:
 			return out
-		}
-	}
-}
-
-func TestNotReadyNodeBlocksAdmission(t *testing.T) {
-	sick := testNode("sick", false)
-	sick.Status.Conditions[0].Status = v1.ConditionFalse
-	f := newFakeAPI(t, testNode("n1", true), sick)
-	_, m, rec, ctx := startController(t, f, testConfig(1))
-	// Wait for the RebootBlocked event: it is recorded when admission
-	// decides, after which nothing may have been taken.
-	deadline := time.After(10 * time.Second)
-	var evs []string
-	for !strings.Contains(strings.Join(evs, "\n"), contract.ReasonRebootBlocked) {
-		select {
-		case e := <-rec.Events:
-			evs = append(evs, e)
-		case <-deadline:
-			t.Fatalf("no RebootBlocked event: %v", evs)
-		}
-	}
-	if v := testutil.ToFloat64(m.Blocked.WithLabelValues(decide.BlockedNotReady)); v != 1 {
-		t.Errorf("reboot_blocked{NodeNotReady} = %v", v)
-	}
-	n, _ := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
-	if decide.Out(n) {
-		t.Fatalf("took a node while another is NotReady")
-	}
-	// The sick node recovers: the pipeline starts.
-	sick, _ = f.CoreV1().Nodes().Get(ctx, "sick", metav1.GetOptions{})
-	sick.Status.Conditions[0].Status = v1.ConditionTrue
-	if _, err := f.CoreV1().Nodes().UpdateStatus(ctx, sick, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitAll(ctx, t, f, []string{"n1"}, decide.Out, "n1 taken after recovery")
-}
-
-func TestGarbageIsReset(t *testing.T) {
-	n := testNode("n1", false)
-	n.Annotations[contract.AnnotationState] = "Exploding"
-	n.Annotations[contract.AnnotationRebootAuthorized] = n.Status.NodeInfo.BootID
-	f := newFakeAPI(t, n)
-	_, m, rec, ctx := startController(t, f, testConfig(1))
-	waitAll(ctx, t, f, []string{"n1"}, func(n *v1.Node) bool {
-		_, a := n.Annotations[contract.AnnotationRebootAuthorized]
-		return !decide.Out(n) && !a
-	}, "garbage removed")
-	waitEvent(t, rec, "Warning "+contract.ReasonInvalidAnnotation)
-	if v := testutil.ToFloat64(m.InvalidAnnotations); v != 1 {
-		t.Errorf("invalid_annotations_total = %v", v)
-	}
-}
-
-func TestDryRunWritesNothing(t *testing.T) {
-	f := newFakeAPI(t, testNode("n1", true), testPod("web-1", "n1"))
-	cfg := testConfig(1)
-	cfg.DryRun = true
-	_, _, rec, _ := startController(t, f, cfg)
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case e := <-rec.Events:
-			if strings.Contains(e, contract.ReasonDryRun) {
-				for _, a := range f.Actions() {
-					if v := a.GetVerb(); v != "list" && v != "watch" && v != "get" {
-						t.Errorf("dry run wrote: %s %s", v, a.GetResource().Resource)
-					}
-				}
-				return
-			}
-		case <-deadline:
-			t.Fatal("no DryRun event")
 		}
 	}
 }

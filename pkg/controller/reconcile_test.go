@@ -2,8 +2,6 @@ package controller
 
 import (
 	"encoding/json"
-	"fmt"
-	"maps"
 	"reflect"
 	"slices"
 	"testing"
@@ -322,107 +320,4 @@ func TestDrainDelay(t *testing.T) {
 	clk.SetTime(fixtureNow.Add(cfg.Decide.DrainDelay))
 	ws := f.syncUntil("n1", func(w write) bool { return w.is("create", "pods", "eviction") })
 	wantWrites(t, ws, "create pods/eviction web-1")
-}
-
-// requestedAt is requiring(name) with its reboot condition True since at
-// (the order of the queue).
-func requestedAt(name string, at time.Time) *v1.Node {
-	n := requiring(name)
-	c := contract.Condition(n, contract.DefaultConditionType)
-	c.LastTransitionTime, c.LastHeartbeatTime = metav1.NewTime(at), metav1.NewTime(at)
-	return n
-}
-
-// rebootAndFinish plays the host and the detector for a node whose reboot
-// is authorized (a new boot ID, the condition False), then syncs it to the
-// end of its reboot: Rebooted, then (no soak) Finish and the slot released.
-func (f *fixture) rebootAndFinish(name string) []write {
-	f.t.Helper()
-	f.update(name, func(n *v1.Node) {
-		n.Status.NodeInfo.BootID = name + "-boot-1"
-		contract.Condition(n, contract.DefaultConditionType).Status = v1.ConditionFalse
-	})
-	var ws []write
-	for range 2 {
-		f.clock.Step(time.Second)
-		f.sync(name)
-		ws = append(ws, f.writes()...)
-		f.refresh(name)
-	}
-	return ws
-}
-
-// Three nodes need a reboot, --max-concurrent 1: each is taken only when
-// the one before has finished and given its slot back, in the order of
-// their requests; each pod is evicted once (never deleted), the idle node
-// is left alone, and every step is announced. (The whole controller, with
-// its workers and a real kubelet's pods, is e2e/controller's test of the
-// same name.)
-func TestRollingRebootOneAtATime(t *testing.T) {
-	names := []string{"n1", "n2", "n3"}
-	clk := clocktesting.NewFakeClock(fixtureNow)
-	f := newFixture(t, testConfig(1), clk,
-		requestedAt("n1", fixtureNow.Add(-3*time.Hour)), requestedAt("n2", fixtureNow.Add(-2*time.Hour)),
-		requestedAt("n3", fixtureNow.Add(-time.Hour)), testNode("idle", false),
-		testPod("web-1", "n1"), testPod("web-2", "n2"), testPod("web-3", "n3"), testPod("web-4", "idle"))
-	refreshAll := func() {
-		for _, n := range append([]string{"idle"}, names...) {
-			f.refresh(n)
-		}
-	}
-	for i, name := range names {
-		f.admit()
-		wantWrites(t, f.writes(), "update configmaps "+contract.SlotsConfigMapName, "patch nodes "+name)
-		refreshAll()
-		f.admit() // one node out: nobody else is taken
-		if ws := f.writes(); len(ws) != 0 {
-			t.Fatalf("%s out, yet the admission pass wrote %v", name, ws)
-		}
-		wantWrites(t, f.syncDrained(name), fmt.Sprintf("create pods/eviction web-%d", i+1), "patch nodes "+name)
-		f.refresh(name)
-		wantWrites(t, f.rebootAndFinish(name), "patch nodes "+name, "patch nodes "+name, "update configmaps "+contract.SlotsConfigMapName)
-		if !done(f.get(name)) {
-			t.Fatalf("%s not done: %v", name, f.get(name).Annotations)
-		}
-	}
-	f.admit()
-	if ws := f.writes(); len(ws) != 0 {
-		t.Fatalf("after the rollout the admission pass wrote %v", ws)
-	}
-	if f.api.deletes.Load() != 0 {
-		t.Errorf("%d pod DELETEs", f.api.deletes.Load())
-	}
-	if v := testutil.ToFloat64(f.m.Reboots.WithLabelValues(ResultCompleted)); v != 3 {
-		t.Errorf("reboots_total{completed} = %v", v)
-	}
-	evs := f.eventReasons()
-	for _, r := range []string{contract.ReasonRebootQueued, contract.ReasonCordoned, contract.ReasonDraining, contract.ReasonDrained,
-		contract.ReasonRebootAuthorized, contract.ReasonRebooted, contract.ReasonUncordoned, contract.ReasonRebootDone} {
-		if !slices.Contains(evs, "Normal "+r) {
-			t.Errorf("no %s event in %q", r, evs)
-		}
-	}
-}
-
-// Five nodes need a reboot, --max-concurrent 2: the admission pass takes
-// the two oldest requests, and no more while they are out.
-func TestMaxConcurrentTwo(t *testing.T) {
-	var objs []runtime.Object
-	for i := range 5 {
-		objs = append(objs, requestedAt(fmt.Sprintf("n%d", i), fixtureNow.Add(-time.Duration(5-i)*time.Hour)))
-	}
-	f := newFixture(t, testConfig(2), clocktesting.NewFakeClock(fixtureNow), objs...)
-	f.admit()
-	slot := "update configmaps " + contract.SlotsConfigMapName
-	wantWrites(t, f.writes(), slot, "patch nodes n0", slot, "patch nodes n1")
-	for i := range 5 {
-		f.refresh(fmt.Sprintf("n%d", i))
-	}
-	f.admit()
-	if ws := f.writes(); len(ws) != 0 {
-		t.Fatalf("two nodes out, yet the admission pass wrote %v", ws)
-	}
-	if got := slices.Sorted(maps.Keys(f.slotData())); !slices.Equal(got, []string{"n0", "n1"}) {
-		t.Fatalf("slots %v, want n0 and n1", got)
-	}
 }
