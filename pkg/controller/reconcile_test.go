@@ -172,11 +172,30 @@ func TestForeignAnnotationsAreReset(t *testing.T) {
 	n := inState(requiring("n1"), contract.StateDraining, fixtureNow)
 	n.Spec.Unschedulable = false
 	f := newFixture(t, testConfig(1), clocktesting.NewFakeClock(fixtureNow), n, testPod("web-1", "n1"), slotRecord(1, fixtureNow))
-	f.sync("n1")
+	wantReset(t, f, "n1", contract.AnnotationState, contract.AnnotationStateSince, contract.AnnotationCordonedByUs)
+}
+
+// An unknown state on a schedulable node, with an authorization: both
+// removed in one patch, never acted on; one InvalidAnnotation warning and
+// invalid_annotations_total counts it.
+func TestGarbageIsReset(t *testing.T) {
+	n := testNode("n1", false)
+	n.Annotations[contract.AnnotationState] = "Exploding"
+	n.Annotations[contract.AnnotationRebootAuthorized] = n.Status.NodeInfo.BootID
+	f := newFixture(t, testConfig(1), clocktesting.NewFakeClock(fixtureNow), n)
+	wantReset(t, f, "n1", contract.AnnotationState, contract.AnnotationRebootAuthorized)
+}
+
+// wantReset syncs a node whose annotations are to be reset and checks the
+// reset: one patch that removes keys and leaves the cordon alone, one
+// InvalidAnnotation warning, invalid_annotations_total 1.
+func wantReset(t *testing.T, f *fixture, name string, keys ...string) {
+	t.Helper()
+	f.sync(name)
 	ws := f.writes()
-	wantWrites(t, ws, "patch nodes n1")
+	wantWrites(t, ws, "patch nodes "+name)
 	ann := annotations(ws[0].body)
-	for _, k := range []string{contract.AnnotationState, contract.AnnotationStateSince, contract.AnnotationCordonedByUs} {
+	for _, k := range keys {
 		if v, ok := ann[k]; !ok || v != nil {
 			t.Errorf("%s not removed: %v", k, ws[0])
 		}

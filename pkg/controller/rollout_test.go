@@ -149,34 +149,6 @@ func TestNotReadyNodeBlocksAdmission(t *testing.T) {
 	}
 }
 
-// An unknown state on a schedulable node, with an authorization: both
-// removed in one patch, never acted on; one InvalidAnnotation warning and
-// invalid_annotations_total counts it.
-func TestGarbageIsReset(t *testing.T) {
-	n := testNode("n1", false)
-	n.Annotations[contract.AnnotationState] = "Exploding"
-	n.Annotations[contract.AnnotationRebootAuthorized] = n.Status.NodeInfo.BootID
-	f := newFixture(t, testConfig(1), clocktesting.NewFakeClock(fixtureNow), n)
-	f.sync("n1")
-	ws := f.writes()
-	wantWrites(t, ws, "patch nodes n1")
-	ann := annotations(ws[0].body)
-	for _, k := range []string{contract.AnnotationState, contract.AnnotationRebootAuthorized} {
-		if v, ok := ann[k]; !ok || v != nil {
-			t.Errorf("%s not removed: %v", k, ws[0])
-		}
-	}
-	if _, has := unschedulable(ws[0].body); has {
-		t.Errorf("the reset touches the cordon: %v", ws[0])
-	}
-	if evs := f.eventReasons(); !slices.Equal(evs, []string{"Warning " + contract.ReasonInvalidAnnotation}) {
-		t.Errorf("events %q", evs)
-	}
-	if v := testutil.ToFloat64(f.m.InvalidAnnotations); v != 1 {
-		t.Errorf("invalid_annotations_total = %v", v)
-	}
-}
-
 // --dry-run: the take and the drain are decided and announced (DryRun
 // events), and nothing is written: no slot record, no patch, no eviction.
 func TestDryRunWritesNothing(t *testing.T) {
