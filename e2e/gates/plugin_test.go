@@ -57,7 +57,7 @@ func TestKubectlPlugin(t *testing.T) {
 	}
 
 	st := squeeze(e.plugin("status"))
-	for _, want := range []string{"Paused: no", "NODE REBOOTREQUIRED SINCE STATE SINCE LAST REBOOT BLOCKED", "node-0 False", "node-1 False"} {
+	for _, want := range []string{"Paused: no", "NODE REBOOTREQUIRED SINCE STATE SINCE EVICTED LAST REBOOT BLOCKED", "node-0 False", "node-1 False"} {
 		if !strings.Contains(st, want) {
 			t.Errorf("status lacks %q:\n%s", want, st)
 		}

@@ -2,8 +2,10 @@ package contract
 
 import (
 	"strconv"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -48,4 +50,22 @@ func Disabled(n *v1.Node) bool { return n.Labels[LabelDisabled] == "true" }
 // neither has to leave a node before a reboot nor blocks one.
 func PodTerminal(p *v1.Pod) bool {
 	return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed
+}
+
+// PodReady reports whether the pod's Ready condition is True.
+func PodReady(p *v1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == v1.PodReady {
+			return c.Status == v1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// DaemonSetPod reports whether the pod's controller is an apps/* DaemonSet:
+// the drain leaves it on the node, the release gate waits for it to be
+// Ready again.
+func DaemonSetPod(p *v1.Pod) bool {
+	ref := metav1.GetControllerOf(p)
+	return ref != nil && ref.Kind == "DaemonSet" && strings.HasPrefix(ref.APIVersion, "apps/")
 }

@@ -138,7 +138,7 @@ func Skip(p *v1.Pod) string {
 	case p.Annotations[v1.MirrorPodAnnotationKey] != "":
 		return "mirror pod"
 	}
-	if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "DaemonSet" && strings.HasPrefix(ref.APIVersion, "apps/") {
+	if contract.DaemonSetPod(p) {
 		return "DaemonSet"
 	}
 	return ""
@@ -295,6 +295,9 @@ func (d *Drainer) evict(ctx context.Context, node string, p *v1.Pod, st *nodeSta
 		why := "eviction refused: " + err.Error()
 		if len(budgets) > 0 {
 			why = "blocked by PodDisruptionBudget " + strings.Join(budgets, ", ")
+		}
+		if hint := unhealthyPodHint(p, d.matching(p)); hint != "" {
+			why += "; " + hint
 		}
 		if st.warned[p.UID] != why {
 			st.warned[p.UID] = why

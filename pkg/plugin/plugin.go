@@ -111,10 +111,14 @@ func Status(ctx context.Context, client kubernetes.Interface, o Options, w io.Wr
 	}
 	statusHeader(w, now, cm, lastBlocked)
 	sort.Slice(nodes.Items, func(i, j int) bool { return nodes.Items[i].Name < nodes.Items[j].Name })
+	evicted, err := evictedOn(ctx, client, nodes.Items)
+	if err != nil {
+		return fmt.Errorf("list pods: %w", err)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\t"+strings.ToUpper(o.ConditionType)+"\tSINCE\tSTATE\tSINCE\tLAST REBOOT\tBLOCKED")
+	fmt.Fprintln(tw, "NODE\t"+strings.ToUpper(o.ConditionType)+"\tSINCE\tSTATE\tSINCE\tEVICTED\tLAST REBOOT\tBLOCKED")
 	for i := range nodes.Items {
-		fmt.Fprintln(tw, statusRow(&nodes.Items[i], o.ConditionType, blocked, now))
+		fmt.Fprintln(tw, statusRow(&nodes.Items[i], o.ConditionType, blocked, evicted[nodes.Items[i].Name], now))
 	}
 	return tw.Flush()
 }
@@ -137,7 +141,7 @@ func statusHeader(w io.Writer, now time.Time, cm *v1.ConfigMap, lastBlocked *v1.
 }
 
 // statusRow is a node's line of the status table (tab-separated).
-func statusRow(n *v1.Node, condType string, blocked map[string]v1.Event, now time.Time) string {
+func statusRow(n *v1.Node, condType string, blocked map[string]v1.Event, evicted string, now time.Time) string {
 	cond, condSince := "-", time.Time{}
 	if c := contract.Condition(n, condType); c != nil {
 		cond, condSince = oneLine(string(c.Status), maxField), c.LastTransitionTime.Time
@@ -169,7 +173,7 @@ func statusRow(n *v1.Node, condType string, blocked map[string]v1.Event, now tim
 		(state == "-" || state == string(contract.StateDraining)) {
 		why = oneLine(e.Message, 100)
 	}
-	return strings.Join([]string{n.Name, cond, age(now, condSince), state, age(now, stateSince), lastReboot, why}, "\t")
+	return strings.Join([]string{n.Name, cond, age(now, condSince), state, age(now, stateSince), evicted, lastReboot, why}, "\t")
 }
 
 // Request asks for a reboot of a node: the reboot-requested annotation, with

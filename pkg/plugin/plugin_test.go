@@ -3,6 +3,7 @@ package plugin
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -10,12 +11,14 @@ import (
 	"unicode/utf8"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 )
@@ -99,6 +102,14 @@ func TestStatus(t *testing.T) {
 			Annotations: map[string]string{contract.AnnotationPaused: "true", contract.AnnotationPausedReason: "change freeze"}}},
 		event("node-a", contract.ReasonRebootBlocked, "Warning", contract.ControllerComponent, "old block", now.Add(-time.Hour)),
 		event("node-a", contract.ReasonRebootBlocked, "Warning", contract.ControllerComponent, "paused (…): change freeze", now.Add(-time.Minute)),
+		// node-b's pods: two evicted (one of them terminating), one
+		// disrupted otherwise, one running, one evicted on another node.
+		pod("evicted-1", "node-b", v1.DisruptionTarget, v1.ConditionTrue, "EvictionByEvictionAPI"),
+		pod("evicted-2", "node-b", v1.DisruptionTarget, v1.ConditionTrue, "EvictionByEvictionAPI"),
+		pod("preempted", "node-b", v1.DisruptionTarget, v1.ConditionTrue, "PreemptionByScheduler"),
+		pod("not-yet", "node-b", v1.DisruptionTarget, v1.ConditionFalse, "EvictionByEvictionAPI"),
+		pod("running", "node-b", v1.PodReady, v1.ConditionTrue, ""),
+		pod("elsewhere", "node-a", v1.DisruptionTarget, v1.ConditionTrue, "EvictionByEvictionAPI"),
 		// Before node-b's state change: no longer relevant.
 		event("node-b", contract.ReasonRebootBlocked, "Warning", contract.ControllerComponent, "outside the window", now.Add(-10*time.Minute)),
 	}
@@ -117,11 +128,11 @@ func TestStatus(t *testing.T) {
 	for _, want := range []string{
 		"Paused: yes (change freeze); no node is taken until `kubectl nodereboot resume`",
 		"Last RebootBlocked: 60s ago on node-a: paused (…): change freeze",
-		"NODE REBOOTREQUIRED SINCE STATE SINCE LAST REBOOT BLOCKED",
-		"node-a True 120m - - - paused (…): change freeze",
-		"node-b True 60m Draining 5m - -",
-		"node-c - (requested) - - - 2d ago -",
-		"node-d - - Failed (RebootTimeout) 60s - -",
+		"NODE REBOOTREQUIRED SINCE STATE SINCE EVICTED LAST REBOOT BLOCKED",
+		"node-a True 120m - - - - paused (…): change freeze",
+		"node-b True 60m Draining 5m 2 - -",
+		"node-c - (requested) - - - - 2d ago -",
+		"node-d - - Failed (RebootTimeout) 60s 0 - -",
 	} {
 		if !strings.Contains(squeezed, want) {
 			t.Errorf("status lacks %q:\n%s", want, got)
@@ -129,6 +140,28 @@ func TestStatus(t *testing.T) {
 	}
 	if strings.Contains(got, "old block") || strings.Contains(got, "outside the window") {
 		t.Errorf("status shows an outdated block:\n%s", got)
+	}
+}
+
+func pod(name, node string, typ v1.PodConditionType, status v1.ConditionStatus, reason string) *v1.Pod {
+	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "work", Name: name}, Spec: v1.PodSpec{NodeName: node},
+		Status: v1.PodStatus{Conditions: []v1.PodCondition{{Type: typ, Status: status, Reason: reason}}}}
+}
+
+// Without the right to list pods, status still works and says it does not
+// know.
+func TestStatusWithoutPods(t *testing.T) {
+	client := fake.NewClientset(node("node-b", func(n *v1.Node) { n.Annotations[contract.AnnotationState] = "Draining" }))
+	client.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(v1.Resource("pods"), "", errors.New("no"))
+	})
+	var out bytes.Buffer
+	if err := Status(context.Background(), client, Options{Namespace: "nodereboot-system", ConditionType: contract.DefaultConditionType,
+		Now: func() time.Time { return now }}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), "node-b - - Draining - ? -") {
+		t.Errorf("status:\n%s", out.String())
 	}
 }
 

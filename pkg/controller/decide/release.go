@@ -10,7 +10,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 )
@@ -63,7 +62,7 @@ type PodReadiness struct {
 func DaemonSetPods(node string, pods []*v1.Pod) []PodReadiness {
 	var out []PodReadiness
 	for _, p := range pods {
-		if p.Spec.NodeName != node || !ownedByDaemonSet(p) {
+		if p.Spec.NodeName != node || !contract.DaemonSetPod(p) {
 			continue
 		}
 		out = append(out, PodReadiness{Name: p.Namespace + "/" + p.Name, Ready: podReady(p)})
@@ -72,21 +71,8 @@ func DaemonSetPods(node string, pods []*v1.Pod) []PodReadiness {
 	return out
 }
 
-func ownedByDaemonSet(p *v1.Pod) bool {
-	ref := metav1.GetControllerOf(p)
-	return ref != nil && ref.Kind == "DaemonSet" && strings.HasPrefix(ref.APIVersion, "apps/")
-}
-
 func podReady(p *v1.Pod) bool {
-	if p.DeletionTimestamp != nil || contract.PodTerminal(p) {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == v1.PodReady {
-			return c.Status == v1.ConditionTrue
-		}
-	}
-	return false
+	return p.DeletionTimestamp == nil && !contract.PodTerminal(p) && contract.PodReady(p)
 }
 
 // releaseProblems lists what keeps a rebooted, Ready node from its release;
