@@ -12,7 +12,7 @@ import (
 // FuzzOptions: any command line either fails to parse or validate with a
 // message naming a flag, or converts to a configuration whose bounds hold:
 // at least one node at a time, positive timeouts, a known drain failure
-// policy.
+// policy, budgets of 0 or more with a label key and non-empty selectors.
 func FuzzOptions(f *testing.F) {
 	for _, args := range []string{
 		"",
@@ -28,6 +28,10 @@ func FuzzOptions(f *testing.F) {
 		"--drain-grace-period=-2",
 		"--post-reboot-soak=-1s --min-reboot-interval=0",
 		"--leader-elect=false --dry-run",
+		"--max-concurrent-per-domain=2 --one-domain-at-a-time --topology-key=example.com/rack",
+		"--max-concurrent-per-domain=-1",
+		"--pool-budget=gpu:1:pool=gpu --pool-budget=spot:0:spot,!gpu",
+		"--pool-budget=gpu:1: --pool-budget=gpu:x:a=b",
 	} {
 		f.Add(args)
 	}
@@ -61,6 +65,14 @@ func FuzzOptions(f *testing.F) {
 		for _, c := range d.Conditions {
 			if c == "" || strings.TrimSpace(c) != c {
 				t.Fatalf("valid options %q, condition type %q", line, c)
+			}
+		}
+		if d.MaxConcurrentPerDomain < 0 || d.TopologyKey == "" {
+			t.Fatalf("valid options %q, domain budget %d by %q", line, d.MaxConcurrentPerDomain, d.TopologyKey)
+		}
+		for _, p := range d.PoolBudgets {
+			if p.Name == "" || p.MaxConcurrent < 0 || p.Selector == nil || p.Selector.Empty() {
+				t.Fatalf("valid options %q, pool budget %+v", line, p)
 			}
 		}
 		if cfg.Drain.RetryDelay <= 0 || cfg.Drain.GracePeriodSeconds < -1 {
