@@ -32,6 +32,8 @@ import (
 var (
 	nodesGVR = v1.SchemeGroupVersion.WithResource("nodes")
 	podsGVR  = v1.SchemeGroupVersion.WithResource("pods")
+	// configMapsGVR: the slot record's.
+	configMapsGVR = v1.SchemeGroupVersion.WithResource("configmaps")
 )
 
 // fakeAPI makes the fake clientset behave like an API server where the
@@ -90,6 +92,29 @@ func newFakeAPI(t *testing.T, objs ...runtime.Object) *fakeAPI {
 		n.ResourceVersion = strconv.FormatInt(f.rv.Add(1), 10)
 
 		return true, n, f.Tracker().Update(nodesGVR, n, "")
+	})
+	// ConfigMaps (the slot record): versions and compare-and-swap too.
+	f.PrependReactor("create", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		cm := a.(k8stesting.CreateAction).GetObject().(*v1.ConfigMap).DeepCopy()
+		cm.ResourceVersion = strconv.FormatInt(f.rv.Add(1), 10)
+		return true, cm, f.Tracker().Create(configMapsGVR, cm, cm.Namespace)
+	})
+	f.PrependReactor("update", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		cm := a.(k8stesting.UpdateAction).GetObject().(*v1.ConfigMap).DeepCopy()
+		cur, err := f.Tracker().Get(configMapsGVR, cm.Namespace, cm.Name)
+		if err != nil {
+			return true, nil, err
+		}
+		if rv := cur.(*v1.ConfigMap).ResourceVersion; cm.ResourceVersion != rv {
+			f.conflicts.Add(1)
+			return true, nil, apierrors.NewConflict(configMapsGVR.GroupResource(), cm.Name, fmt.Errorf("resourceVersion %q, the object has %q", cm.ResourceVersion, rv))
+		}
+		cm.ResourceVersion = strconv.FormatInt(f.rv.Add(1), 10)
+		return true, cm, f.Tracker().Update(configMapsGVR, cm, cm.Namespace)
 	})
 	f.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		ca := a.(k8stesting.CreateAction)

@@ -206,6 +206,8 @@ type write struct {
 	verb, resource, subresource, name string
 	// body is a patch's body, decoded.
 	body map[string]any
+	// object is what a create or an update sends.
+	object metav1.Object
 }
 
 func (w write) is(verb, resource, subresource string) bool {
@@ -243,7 +245,8 @@ func (f *fixture) writes() []write {
 				f.t.Fatalf("patch body %s: %v", a.GetPatch(), err)
 			}
 		case k8stesting.CreateAction: // and UpdateAction, the same interface
-			w.name = a.GetObject().(metav1.Object).GetName()
+			w.object = a.GetObject().(metav1.Object)
+			w.name = w.object.GetName()
 		case k8stesting.DeleteAction:
 			w.name = a.GetName()
 		}

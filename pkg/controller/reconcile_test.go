@@ -82,9 +82,18 @@ func wantWrites(t *testing.T, got []write, want ...string) {
 func TestTakeRecordsTheSlotThenCordons(t *testing.T) {
 	f := newFixture(t, testConfig(1), clocktesting.NewFakeClock(fixtureNow), requiring("n1"), testNode("idle", false))
 	rv := f.get("n1").ResourceVersion
+	record, err := f.api.CoreV1().ConfigMaps("nodereboot-system").Get(f.ctx, contract.SlotsConfigMapName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.admit()
 	ws := f.writes()
 	wantWrites(t, ws, "update configmaps "+contract.SlotsConfigMapName, "patch nodes n1")
+	// A compare-and-swap: the update names the version of the record it
+	// was made from (a concurrent writer's makes it fail).
+	if got := ws[0].object.GetResourceVersion(); got == "" || got != record.ResourceVersion {
+		t.Errorf("slot record update with resourceVersion %q, want the record's %q", got, record.ResourceVersion)
+	}
 	want := body(t, `{"metadata":{"resourceVersion":"`+rv+`","annotations":{
 		"nodereboot.io/state":"Draining","nodereboot.io/state-since":"`+contract.FormatTime(fixtureNow)+`",
 		"nodereboot.io/state-reason":null,"nodereboot.io/not-before":null,"nodereboot.io/cordoned-by-us":"true"}},
