@@ -252,6 +252,10 @@ func (c *Controller) take(ctx context.Context, n *v1.Node) error {
 		c.dryRunEvent(ctx, n.Name, decide.Action{Kind: "Take", Message: "cordon and drain"})
 		return nil
 	}
+	// No reconciler gives this node's slot back until the take's answer
+	// is known (releaseIfOut).
+	c.takes.LockKey(n.Name)
+	defer func() { _ = c.takes.UnlockKey(n.Name) }()
 	// From here on the take may land: the node counts as out and keeps
 	// its slot until the cache shows a newer version of it.
 	c.expect(n)

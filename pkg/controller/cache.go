@@ -5,6 +5,7 @@ package controller
 // conditions written after a reboot, and what admission depends on.
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sort"
@@ -145,4 +146,22 @@ func (c *Controller) pastTake(n *v1.Node) bool {
 	}
 	rv, parsed := contract.ResourceVersionOrder(n.ResourceVersion)
 	return parsed && rv > from
+}
+
+// releaseIfOut gives the node's slot back if, checked while no take of
+// the node is under way (Controller.takes), the slot record still holds it
+// and n is a version of the node later than the one this controller took
+// it from (pastTake). The caller has seen n carry nothing that keeps a slot
+// (decide.KeepsSlot). Checked outside the lock, a release could be decided
+// in the gap between a refused take's release and the next take and land
+// after that take's slot: the node taken, its slot gone, and its own
+// annotations then reset as foreign (the fault suite's
+// leader-killed-mid-drain found a node left cordoned that way).
+func (c *Controller) releaseIfOut(ctx context.Context, n *v1.Node) (bool, error) {
+	c.takes.LockKey(n.Name)
+	defer func() { _ = c.takes.UnlockKey(n.Name) }()
+	if _, held := c.slots.Get(n.Name); !held || !c.pastTake(n) {
+		return false, nil
+	}
+	return true, c.releaseSlot(ctx, n.Name)
 }

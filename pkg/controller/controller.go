@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/keymutex"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
@@ -98,6 +99,11 @@ type Controller struct {
 	// object read before the take (a worker's, while the take lands) never
 	// releases the slot. math.MaxUint64 when it did not parse.
 	takenFrom map[string]uint64
+	// takes serializes, per node, a take (from the version it remembers
+	// to the patch's answer) and a reconciler's decision to give the
+	// node's slot back (releaseIfOut), so that a release decided on what
+	// was seen before a take can never remove that take's slot.
+	takes keymutex.KeyMutex
 	// queued are the nodes announced with RebootQueued.
 	queued map[string]bool
 	// warned is the last warning announced per node while it waits.
@@ -148,6 +154,7 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodereboot", Clock: clk}),
 		expectations: map[string]string{},
 		takenFrom:    map[string]uint64{},
+		takes:        keymutex.NewHashed(32),
 		queued:       map[string]bool{},
 		warned:       map[string]string{},
 		dryRun:       map[string]string{},

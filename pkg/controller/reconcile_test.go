@@ -349,3 +349,49 @@ func TestDrainDelay(t *testing.T) {
 	ws := f.syncUntil("n1", func(w write) bool { return w.is("create", "pods", "eviction") })
 	wantWrites(t, ws, "create pods/eviction web-1")
 }
+
+// TestNoReleaseDecidedAcrossATake: a reconciler that saw the node before a
+// take (a slot held, nothing on the node that keeps it, no take remembered:
+// the gap after a refused take) gives the slot back only if, once no take
+// of the node is under way, no take has been made since: a release decided
+// on the old view must never remove the new take's slot (the fault suite
+// once found a node taken without a slot, its annotations reset as foreign
+// and the node left cordoned).
+func TestNoReleaseDecidedAcrossATake(t *testing.T) {
+	f := newFixture(t, testConfig(1), clocktesting.NewFakeClock(fixtureNow), requiring("n1"), slotRecord(1, fixtureNow, "n1"))
+	seen := f.get("n1")     // the reconciler's view: no state, the slot held
+	f.c.takes.LockKey("n1") // a take is under way
+	type result struct {
+		released bool
+		err      error
+	}
+	done := make(chan result)
+	go func() {
+		released, err := f.c.releaseIfOut(f.ctx, seen)
+		done <- result{released, err}
+	}()
+	f.c.rememberTake(seen) // the take, decided on that same version, lands
+	select {
+	case r := <-done:
+		t.Fatalf("the release was decided while a take was under way (released %t, err %v)", r.released, r.err)
+	default: // waiting for the take, as it must
+	}
+	if err := f.c.takes.UnlockKey("n1"); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || r.released {
+		t.Fatalf("release decided across a take: released %t, err %v", r.released, r.err)
+	}
+	if _, held := f.slotData()["n1"]; !held {
+		t.Fatal("the take's slot was removed from the record")
+	}
+	// A version later than the take's that shows the node out of the
+	// pipeline does give the slot back.
+	f.update("n1", func(n *v1.Node) { n.Labels = map[string]string{"later": "version"} })
+	if released, err := f.c.releaseIfOut(f.ctx, f.get("n1")); err != nil || !released {
+		t.Fatalf("a later version out of the pipeline: released %t, err %v", released, err)
+	}
+	if _, held := f.slotData()["n1"]; held {
+		t.Fatal("slot still held")
+	}
+}

@@ -42,14 +42,17 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 		return nil
 	}
 	in := c.input(n)
-	if in.Slot != nil && !decide.KeepsSlot(in) && c.pastTake(n) {
-		// Out of the pipeline, as a version of the node later than the
-		// one it was taken from shows (an object read before the take
+	if in.Slot != nil && !decide.KeepsSlot(in) {
+		// Out of the pipeline, if a version of the node later than the
+		// one it was taken from shows it (an object read before the take
 		// may be handled here while the take lands): give the slot back.
-		if err := c.releaseSlot(ctx, n.Name); err != nil {
+		released, err := c.releaseIfOut(ctx, n)
+		if err != nil {
 			return err
 		}
-		in.Slot = nil
+		if released {
+			in.Slot = nil
+		}
 	}
 	state, _ := decide.StateOf(n)
 	c.releasePods(ctx, state, &in)
@@ -196,7 +199,7 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 	}
 	logger.Info("Node updated", "action", a.Kind, "message", a.Message)
 	if in := c.input(written); in.Slot != nil && !decide.KeepsSlot(in) {
-		if err := c.releaseSlot(ctx, n.Name); err != nil {
+		if _, err := c.releaseIfOut(ctx, written); err != nil {
 			return err
 		}
 	}
