@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/kubeclient/fromclientset"
@@ -149,7 +150,7 @@ func authorized(boot string) map[string]string {
 func authorization(boot string) map[string]*string {
 	out := map[string]*string{}
 	for k, v := range authorized(boot) {
-		out[k] = ptr(v)
+		out[k] = ptr.To(v)
 	}
 	return out
 }
@@ -388,8 +389,6 @@ func (h *harness) ready() (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func ptr(s string) *string { return &s }
-
 // value reads a counter or gauge.
 func value(m prometheus.Metric) float64 {
 	var d dto.Metric
@@ -597,7 +596,7 @@ func TestRebootWhenAuthorized(t *testing.T) {
 	h.expectEvent("Normal Rebooting")
 	// More node updates never issue a second reboot.
 	for i := range 5 {
-		h.annotate(map[string]*string{"touch": ptr(fmt.Sprint(i))})
+		h.annotate(map[string]*string{"touch": ptr.To(fmt.Sprint(i))})
 	}
 	h.waitAgent("the last update", annotated("touch", "4"))
 	h.source.obs <- absent // and a sync point for the loops
@@ -695,7 +694,7 @@ func TestRebootRetryStopsWhenAuthorizationWithdrawn(t *testing.T) {
 		return !ok
 	})
 	clk.Step(time.Hour)
-	h.annotate(map[string]*string{"sync": ptr("1")})
+	h.annotate(map[string]*string{"sync": ptr.To("1")})
 	h.waitAgent("a later update", annotated("sync", "1"))
 	select {
 	case <-h.rebooter.called:
@@ -710,7 +709,7 @@ func TestInvalidAuthorization(t *testing.T) {
 	h.expectEvent("Warning InvalidAnnotation nodereboot.io/reboot-authorized=\"yes\" is not a boot ID")
 	// The same value again and again: one warning.
 	for i := range 5 {
-		h.annotate(map[string]*string{"touch": ptr(fmt.Sprint(i))})
+		h.annotate(map[string]*string{"touch": ptr.To(fmt.Sprint(i))})
 	}
 	h.annotate(authorization(bootC))
 	h.expectEvent("Warning InvalidAnnotation nodereboot.io/reboot-authorized=\"" + bootC + "\" is not the current boot ID")
@@ -748,7 +747,7 @@ func TestAfterReboot(t *testing.T) {
 	}
 	// The stale authorization stays until the controller clears it: no
 	// warning about it, no reboot.
-	h.annotate(map[string]*string{"touch": ptr("1")})
+	h.annotate(map[string]*string{"touch": ptr.To("1")})
 	h.source.obs <- absent
 	h.waitCondition(v1.ConditionFalse)
 	h.expectEvent("Normal RebootNotRequired")
@@ -846,7 +845,7 @@ func TestRebootCommitmentLosesToAConcurrentChange(t *testing.T) {
 	// The decision on version 11 (authorized) loses; version 12 holds a
 	// wrong boot ID: a warning, no commitment, no reboot.
 	h.expectEvent("Warning InvalidAnnotation")
-	h.annotate(map[string]*string{"sync": ptr("1")})
+	h.annotate(map[string]*string{"sync": ptr.To("1")})
 	h.waitAgent("a later update", annotated("sync", "1"))
 	if got := h.rebooter.Calls(); got != 0 {
 		t.Fatalf("%d reboots on an authorization changed before the commitment", got)
@@ -961,11 +960,11 @@ func TestOneRebootRequestWhileGoingDown(t *testing.T) {
 	h.expectEvent("Normal Rebooting")
 	churn := func(round string) {
 		for _, ann := range []map[string]*string{
-			{contract.AnnotationState: ptr(string(contract.StateAuthorized)), "touch": ptr(round + "0")},
-			{contract.AnnotationRebootAuthorized: nil, "touch": ptr(round + "1")},
-			{contract.AnnotationRebootAuthorized: ptr(bootA), "touch": ptr(round + "2")},
-			{contract.AnnotationRebooting: nil, "touch": ptr(round + "3")},
-			{contract.AnnotationRebooting: ptr(bootA), "touch": ptr(round + "4")},
+			{contract.AnnotationState: ptr.To(string(contract.StateAuthorized)), "touch": ptr.To(round + "0")},
+			{contract.AnnotationRebootAuthorized: nil, "touch": ptr.To(round + "1")},
+			{contract.AnnotationRebootAuthorized: ptr.To(bootA), "touch": ptr.To(round + "2")},
+			{contract.AnnotationRebooting: nil, "touch": ptr.To(round + "3")},
+			{contract.AnnotationRebooting: ptr.To(bootA), "touch": ptr.To(round + "4")},
 		} {
 			h.annotate(ann)
 		}
@@ -986,7 +985,7 @@ func TestOneRebootRequestWhileGoingDown(t *testing.T) {
 	h.source.obs <- absent
 	h.waitCondition(v1.ConditionFalse)
 	h.expectEvent("Normal RebootNotRequired")
-	h.annotate(map[string]*string{"touch": ptr("last")})
+	h.annotate(map[string]*string{"touch": ptr.To("last")})
 	h.waitAgent("the last update", annotated("touch", "last"))
 	if got := b.Calls(); got != 1 {
 		t.Fatalf("%d reboot requests for one authorization, want 1", got)
@@ -1009,7 +1008,7 @@ func TestFailedRebootRetriedOnlyAfterBackoff(t *testing.T) {
 	h.expectEvent("Normal Rebooting")
 	h.expectEvent("Warning RebootFailed")
 	for i := range 10 {
-		h.annotate(map[string]*string{"touch": ptr(fmt.Sprint(i))})
+		h.annotate(map[string]*string{"touch": ptr.To(fmt.Sprint(i))})
 	}
 	h.waitAgent("the updates", annotated("touch", "9"))
 	// The fake clock has not moved: whatever the loop did with those
@@ -1026,11 +1025,11 @@ func TestFailedRebootRetriedOnlyAfterBackoff(t *testing.T) {
 	h.expectEvent("Normal Rebooting")
 	waitMetric(t, h.d.metrics.rebootsIssued, 1)
 	for i := range 5 {
-		h.annotate(map[string]*string{"touch": ptr(fmt.Sprint("after", i))})
+		h.annotate(map[string]*string{"touch": ptr.To(fmt.Sprint("after", i))})
 	}
 	h.waitAgent("the updates", annotated("touch", "after4"))
 	clk.Step(time.Hour)
-	h.annotate(map[string]*string{"touch": ptr("last")})
+	h.annotate(map[string]*string{"touch": ptr.To("last")})
 	h.waitAgent("the last update", annotated("touch", "last"))
 	if got := h.rebooter.Calls(); got != 2 {
 		t.Fatalf("%d reboot attempts, want 2 (one failed, one accepted)", got)

@@ -29,62 +29,15 @@ type FileWatcher struct {
 // look and the watch) and after every relevant event; changed must not
 // block. It returns an error only when the watcher cannot be created.
 func (w FileWatcher) Run(ctx context.Context, changed func()) error {
-	logger := klog.FromContext(ctx).WithValues("sentinel", w.Path)
-	path := filepath.Clean(w.Path)
-	dir := filepath.Dir(path)
-
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("create inotify watcher: %w", err)
 	}
 	defer fw.Close()
-
-	watched := map[string]bool{}
-	// sync makes the watches match watchSet. A folder created between the
-	// stat in watchSet and the watch on its parent raises no event, so sync
-	// repeats until the set is stable.
-	sync := func() {
-		for range 8 {
-			want := watchSet(dir)
-			stable := true
-			for p := range watched {
-				if !want[p] {
-					_ = fw.Remove(p)
-					delete(watched, p)
-					stable = false
-				}
-			}
-			for p := range want {
-				if watched[p] {
-					continue
-				}
-				stable = false
-				if err := fw.Add(p); err != nil {
-					// It vanished between the stat and the add: the
-					// next event in its parent brings it back.
-					logger.V(2).Info("Cannot watch folder", "folder", p, "err", err)
-					continue
-				}
-				logger.V(4).Info("Watching folder", "folder", p)
-				watched[p] = true
-			}
-			if stable {
-				return
-			}
-		}
-	}
-	// forget drops the watches on p and below: p was removed or renamed,
-	// and a folder of the same name that appears later is another inode.
-	forget := func(p string) {
-		for q := range watched {
-			if q == p || strings.HasPrefix(q, p+string(filepath.Separator)) {
-				_ = fw.Remove(q)
-				delete(watched, q)
-			}
-		}
-	}
-
-	sync()
+	path := filepath.Clean(w.Path)
+	ws := &watches{fw: fw, dir: filepath.Dir(path), watched: map[string]bool{},
+		logger: klog.FromContext(ctx).WithValues("sentinel", w.Path)}
+	ws.sync()
 	changed()
 	for {
 		select {
@@ -94,18 +47,7 @@ func (w FileWatcher) Run(ctx context.Context, changed func()) error {
 			if !ok {
 				return nil
 			}
-			switch {
-			case ev.Name == path || ev.Name == path+PackagesSuffix:
-				logger.V(4).Info("Sentinel event", "event", ev.String())
-				changed()
-			case isAncestorOrSelf(ev.Name, dir):
-				logger.V(4).Info("Folder event", "event", ev.String())
-				if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-					forget(ev.Name)
-				}
-				sync()
-				changed()
-			}
+			ws.event(ev, path, changed)
 		case err, ok := <-fw.Errors:
 			if !ok {
 				return nil
@@ -113,12 +55,83 @@ func (w FileWatcher) Run(ctx context.Context, changed func()) error {
 			// An overflow loses events: look again. Other errors are
 			// reported; the resync period is the fallback.
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				logger.Info("Inotify queue overflowed; looking again")
+				ws.logger.Info("Inotify queue overflowed; looking again")
 			} else {
-				logger.Error(err, "Inotify error")
+				ws.logger.Error(err, "Inotify error")
 			}
-			sync()
+			ws.sync()
 			changed()
+		}
+	}
+}
+
+// watches are the inotify watches on the sentinel's folder and the nearest
+// existing folder above it.
+type watches struct {
+	fw      *fsnotify.Watcher
+	dir     string
+	watched map[string]bool
+	logger  klog.Logger
+}
+
+// event handles one inotify event: the sentinel (or its packages file)
+// changed, or a folder above it did (the watches follow).
+func (ws *watches) event(ev fsnotify.Event, path string, changed func()) {
+	switch {
+	case ev.Name == path || ev.Name == path+PackagesSuffix:
+		ws.logger.V(4).Info("Sentinel event", "event", ev.String())
+		changed()
+	case isAncestorOrSelf(ev.Name, ws.dir):
+		ws.logger.V(4).Info("Folder event", "event", ev.String())
+		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+			ws.forget(ev.Name)
+		}
+		ws.sync()
+		changed()
+	}
+}
+
+// sync makes the watches match watchSet. A folder created between the stat
+// in watchSet and the watch on its parent raises no event, so sync repeats
+// until the set is stable.
+func (ws *watches) sync() {
+	for range 8 {
+		want := watchSet(ws.dir)
+		stable := true
+		for p := range ws.watched {
+			if !want[p] {
+				_ = ws.fw.Remove(p)
+				delete(ws.watched, p)
+				stable = false
+			}
+		}
+		for p := range want {
+			if ws.watched[p] {
+				continue
+			}
+			stable = false
+			if err := ws.fw.Add(p); err != nil {
+				// It vanished between the stat and the add: the next
+				// event in its parent brings it back.
+				ws.logger.V(2).Info("Cannot watch folder", "folder", p, "err", err)
+				continue
+			}
+			ws.logger.V(4).Info("Watching folder", "folder", p)
+			ws.watched[p] = true
+		}
+		if stable {
+			return
+		}
+	}
+}
+
+// forget drops the watches on p and below: p was removed or renamed, and a
+// folder of the same name that appears later is another inode.
+func (ws *watches) forget(p string) {
+	for q := range ws.watched {
+		if q == p || strings.HasPrefix(q, p+string(filepath.Separator)) {
+			_ = ws.fw.Remove(q)
+			delete(ws.watched, q)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 )
@@ -55,7 +56,7 @@ func recordon(n *v1.Node) (Action, bool) {
 		return Action{}, false
 	}
 	p := &Patch{Unschedulable: new(true), Annotations: map[string]*string{}}
-	p.Annotations[contract.AnnotationCordonedByUs] = ptr("true")
+	p.Annotations[contract.AnnotationCordonedByUs] = ptr.To("true")
 	return Action{Kind: Cordon, Reason: contract.ReasonCordoned, Patch: p,
 		Message: "node in state " + n.Annotations[contract.AnnotationState] + " was uncordoned: cordoned again"}, true
 }
@@ -67,10 +68,10 @@ func authorize(n *v1.Node, now, since time.Time, msg string) Action {
 			Message: "drained, but the node reports no boot ID (status.nodeInfo.bootID): cannot authorize a reboot"}
 	}
 	p := &Patch{Annotations: map[string]*string{
-		contract.AnnotationRebootAuthorized: ptr(boot),
-		contract.AnnotationState:            ptr(string(contract.StateAuthorized)),
-		contract.AnnotationStateSince:       ptr(contract.FormatTime(now)),
-		contract.AnnotationStateReason:      ptr(contract.AuthorizedReason(boot)),
+		contract.AnnotationRebootAuthorized: ptr.To(boot),
+		contract.AnnotationState:            ptr.To(string(contract.StateAuthorized)),
+		contract.AnnotationStateSince:       ptr.To(contract.FormatTime(now)),
+		contract.AnnotationStateReason:      ptr.To(contract.AuthorizedReason(boot)),
 	}}
 	return Action{Kind: Authorize, Reason: contract.ReasonRebootAuthorized, Patch: p, Elapsed: now.Sub(since),
 		Message: msg + ": reboot of boot ID " + boot + " authorized"}
@@ -86,9 +87,9 @@ func authorizedBoot(n *v1.Node) (string, bool) {
 
 func fail(n *v1.Node, now time.Time, reason, msg string) Action {
 	p := &Patch{Annotations: map[string]*string{
-		contract.AnnotationState:       ptr(string(contract.StateFailed)),
-		contract.AnnotationStateSince:  ptr(contract.FormatTime(now)),
-		contract.AnnotationStateReason: ptr(reason),
+		contract.AnnotationState:       ptr.To(string(contract.StateFailed)),
+		contract.AnnotationStateSince:  ptr.To(contract.FormatTime(now)),
+		contract.AnnotationStateReason: ptr.To(reason),
 	}}
 	if _, ok := n.Annotations[contract.AnnotationRebootAuthorized]; ok {
 		p.Annotations[contract.AnnotationRebootAuthorized] = nil
@@ -101,8 +102,8 @@ func authorized(n *v1.Node, cfg *Config, now, since time.Time) Action {
 	boot := n.Status.NodeInfo.BootID
 	if boot != "" && boot != authz && IsReady(n) {
 		p := &Patch{Annotations: map[string]*string{
-			contract.AnnotationState:      ptr(string(contract.StateRebooted)),
-			contract.AnnotationStateSince: ptr(contract.FormatTime(now)),
+			contract.AnnotationState:      ptr.To(string(contract.StateRebooted)),
+			contract.AnnotationStateSince: ptr.To(contract.FormatTime(now)),
 		}}
 		return Action{Kind: MarkRebooted, Reason: contract.ReasonRebooted, Patch: p, Elapsed: now.Sub(since),
 			Message: fmt.Sprintf("rebooted: boot ID %s -> %s", authz, boot)}
@@ -150,11 +151,11 @@ func rebooted(in Input, since time.Time) Action {
 		// The reboot happened by the time the new boot was seen (the
 		// Rebooted state-since), not at the end of the soak: conditions
 		// written since then are about the new boot (see Stale).
-		contract.AnnotationLastReboot: ptr(contract.FormatTime(since)),
+		contract.AnnotationLastReboot: ptr.To(contract.FormatTime(since)),
 	})
 	giveBack(n, cfg, now, p)
 	for k, v := range cfg.PostRebootLabels {
-		p.SetLabel(k, ptr(v))
+		p.SetLabel(k, ptr.To(v))
 	}
 	msg := "reboot completed"
 	if _, ours := n.Annotations[contract.AnnotationCordonedByUs]; ours {

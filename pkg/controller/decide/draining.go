@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 )
@@ -105,7 +106,7 @@ func pendingMessage(msg string, d *DrainStatus) string {
 // back: uncordon (if ours), clear the state, not before the backoff.
 func abandon(n *v1.Node, cfg *Config, now, since time.Time, reason, msg string) Action {
 	back := now.Add(cfg.DrainFailureBackoff)
-	p := leavePatch(map[string]*string{contract.AnnotationNotBefore: ptr(contract.FormatTime(back))})
+	p := leavePatch(map[string]*string{contract.AnnotationNotBefore: ptr.To(contract.FormatTime(back))})
 	giveBack(n, cfg, now, p)
 	msg += "; giving the node back until " + contract.FormatTime(back) + " (--drain-failure-backoff)"
 	if _, ours := n.Annotations[contract.AnnotationCordonedByUs]; ours {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 )
@@ -67,7 +68,7 @@ func giveBack(n *v1.Node, cfg *Config, now time.Time, p *Patch) {
 	}
 	if n.Annotations[contract.AnnotationScaleDownDisabledByUs] == "true" {
 		if cfg.ScaleDownProtectionAfter > 0 {
-			p.Annotations[contract.AnnotationScaleDownDisabledByUs] = ptr(contract.FormatTime(now.Add(cfg.ScaleDownProtectionAfter)))
+			p.Annotations[contract.AnnotationScaleDownDisabledByUs] = ptr.To(contract.FormatTime(now.Add(cfg.ScaleDownProtectionAfter)))
 		} else {
 			unprotect(n, p)
 		}
@@ -91,39 +92,39 @@ func unprotect(n *v1.Node, p *Patch) {
 // puts the scale-down protection on.
 func TakePatch(n *v1.Node, now time.Time, cfg *Config) *Patch {
 	p := &Patch{Unschedulable: new(true), Annotations: map[string]*string{
-		contract.AnnotationState:       ptr(string(contract.StateDraining)),
-		contract.AnnotationStateSince:  ptr(contract.FormatTime(now)),
+		contract.AnnotationState:       ptr.To(string(contract.StateDraining)),
+		contract.AnnotationStateSince:  ptr.To(contract.FormatTime(now)),
 		contract.AnnotationStateReason: nil,
 		contract.AnnotationNotBefore:   nil,
 	}}
 	if !n.Spec.Unschedulable {
-		p.Annotations[contract.AnnotationCordonedByUs] = ptr("true")
+		p.Annotations[contract.AnnotationCordonedByUs] = ptr.To("true")
 	}
 	saved := map[string]*string{}
 	for k, v := range cfg.PreRebootLabels {
 		saved[k] = nil
 		if cur, ok := n.Labels[k]; ok {
-			saved[k] = ptr(cur)
+			saved[k] = ptr.To(cur)
 		}
-		p.SetLabel(k, ptr(v))
+		p.SetLabel(k, ptr.To(v))
 	}
 	for k, v := range cfg.PostRebootLabels {
 		if _, pre := cfg.PreRebootLabels[k]; !pre && n.Labels[k] == v {
 			if _, ok := n.Labels[k]; ok {
-				saved[k] = ptr(v)
+				saved[k] = ptr.To(v)
 				p.SetLabel(k, nil)
 			}
 		}
 	}
 	if len(saved) > 0 {
 		b, _ := json.Marshal(saved) // sorted keys
-		p.Annotations[contract.AnnotationLabelsBefore] = ptr(string(b))
+		p.Annotations[contract.AnnotationLabelsBefore] = ptr.To(string(b))
 	}
 	if cfg.ScaleDownProtection {
 		_, ours := n.Annotations[contract.AnnotationScaleDownDisabledByUs]
 		if n.Annotations[contract.AnnotationScaleDownDisabled] != "true" || ours {
-			p.Annotations[contract.AnnotationScaleDownDisabled] = ptr("true")
-			p.Annotations[contract.AnnotationScaleDownDisabledByUs] = ptr("true")
+			p.Annotations[contract.AnnotationScaleDownDisabled] = ptr.To("true")
+			p.Annotations[contract.AnnotationScaleDownDisabledByUs] = ptr.To("true")
 		}
 	}
 	return p

@@ -10,6 +10,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
 )
@@ -104,7 +105,7 @@ func boundTimes(n *v1.Node, in Input, state contract.State, bad func(string, ...
 	ann := n.Annotations
 	setNow := func(k, why string, at time.Time) {
 		bad("%s=%q %s: set to %s", k, ann[k], why, contract.FormatTime(at))
-		p.Annotations[k] = ptr(contract.FormatTime(at))
+		p.Annotations[k] = ptr.To(contract.FormatTime(at))
 	}
 	if t, err := contract.ParseTime(ann[contract.AnnotationStateSince]); err == nil && state.Active() {
 		switch {
@@ -178,7 +179,7 @@ func boundLabels(n *v1.Node, cfg *Config, bad func(string, ...any), p *Patch) {
 		return
 	}
 	b, _ := json.Marshal(keep)
-	p.Annotations[contract.AnnotationLabelsBefore] = ptr(string(b))
+	p.Annotations[contract.AnnotationLabelsBefore] = ptr.To(string(b))
 }
 
 // rebootDeadline is the latest a node taken at slot.Since can still be in a

@@ -251,5 +251,3 @@ const (
 	// authorized (event reason RebootBlocked).
 	WaitNoBootID = contract.ReasonRebootBlocked
 )
-
-func ptr(s string) *string { return &s }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
+	"k8s.io/utils/ptr"
 )
 
 // garbage checks the controller's annotations and returns a Reset action
@@ -45,9 +46,9 @@ func unknownState(in Input, raw string, bad func(string, ...any), p *Patch) {
 	n, ann := in.Node, in.Node.Annotations
 	if _, ours := ann[contract.AnnotationCordonedByUs]; ours || n.Spec.Unschedulable {
 		bad("unknown state %q on a cordoned node: marked %s", raw, contract.StateFailed)
-		p.Annotations[contract.AnnotationState] = ptr(string(contract.StateFailed))
-		p.Annotations[contract.AnnotationStateSince] = ptr(contract.FormatTime(in.Now))
-		p.Annotations[contract.AnnotationStateReason] = ptr(contract.ReasonInvalidAnnotation)
+		p.Annotations[contract.AnnotationState] = ptr.To(string(contract.StateFailed))
+		p.Annotations[contract.AnnotationStateSince] = ptr.To(contract.FormatTime(in.Now))
+		p.Annotations[contract.AnnotationStateReason] = ptr.To(contract.ReasonInvalidAnnotation)
 	} else {
 		bad("unknown state %q on a schedulable node: removed", raw)
 		p.Annotations[contract.AnnotationState] = nil
@@ -67,10 +68,10 @@ func badTimes(in Input, state contract.State, bad func(string, ...any), p *Patch
 	if state.Active() {
 		if s, ok := ann[contract.AnnotationStateSince]; !ok {
 			bad("%s missing: set to now", contract.AnnotationStateSince)
-			p.Annotations[contract.AnnotationStateSince] = ptr(contract.FormatTime(now))
+			p.Annotations[contract.AnnotationStateSince] = ptr.To(contract.FormatTime(now))
 		} else if _, err := contract.ParseTime(s); err != nil {
 			bad("%s: %v: set to now", contract.AnnotationStateSince, err)
-			p.Annotations[contract.AnnotationStateSince] = ptr(contract.FormatTime(now))
+			p.Annotations[contract.AnnotationStateSince] = ptr.To(contract.FormatTime(now))
 		}
 	}
 	for _, k := range []string{contract.AnnotationLastReboot, contract.AnnotationNotBefore} {
@@ -88,7 +89,7 @@ func badScaleDown(in Input, bad func(string, ...any), p *Patch) {
 	if s, ok := in.Node.Annotations[contract.AnnotationScaleDownDisabledByUs]; ok && s != "true" {
 		if _, err := contract.ParseTime(s); err != nil {
 			bad("%s: %v: the protection ends now", contract.AnnotationScaleDownDisabledByUs, err)
-			p.Annotations[contract.AnnotationScaleDownDisabledByUs] = ptr(contract.FormatTime(in.Now))
+			p.Annotations[contract.AnnotationScaleDownDisabledByUs] = ptr.To(contract.FormatTime(in.Now))
 		}
 	}
 }
@@ -102,8 +103,8 @@ func badAuthorization(in Input, state contract.State, bad func(string, ...any), 
 	boot := n.Status.NodeInfo.BootID
 	restartDrain := func(why string) {
 		bad("%s in state %s: drain again", why, state)
-		p.Annotations[contract.AnnotationState] = ptr(string(contract.StateDraining))
-		p.Annotations[contract.AnnotationStateSince] = ptr(contract.FormatTime(now))
+		p.Annotations[contract.AnnotationState] = ptr.To(string(contract.StateDraining))
+		p.Annotations[contract.AnnotationStateSince] = ptr.To(contract.FormatTime(now))
 		if hasAuthz {
 			p.Annotations[contract.AnnotationRebootAuthorized] = nil
 		}
@@ -122,7 +123,7 @@ func badAuthorization(in Input, state contract.State, bad func(string, ...any), 
 			// not pass for a completed reboot (authorized() takes any
 			// other boot ID for one). Restore what Authorize wrote.
 			bad("%s=%q is not the boot ID %s authorized (%s): restored", contract.AnnotationRebootAuthorized, authz, rec, contract.AnnotationStateReason)
-			p.Annotations[contract.AnnotationRebootAuthorized] = ptr(rec)
+			p.Annotations[contract.AnnotationRebootAuthorized] = ptr.To(rec)
 		}
 	case contract.StateRebooted:
 		rec, recorded := authorizedBoot(n)
@@ -132,7 +133,7 @@ func badAuthorization(in Input, state contract.State, bad func(string, ...any), 
 			// authorization must not drain and reboot the node a
 			// second time for the same request.
 			bad("%s missing in state %s: restored from %s", contract.AnnotationRebootAuthorized, state, contract.AnnotationStateReason)
-			p.Annotations[contract.AnnotationRebootAuthorized] = ptr(rec)
+			p.Annotations[contract.AnnotationRebootAuthorized] = ptr.To(rec)
 		case authz == "":
 			restartDrain(fmt.Sprintf("%s missing", contract.AnnotationRebootAuthorized))
 		case authz == boot:
