@@ -66,6 +66,10 @@ type Config struct {
 	// Identity names this controller on the slot record (the leader
 	// election identity); default the component name.
 	Identity string
+	// WitnessGrace is how long a reboot seen by boot ID and the kubelet's
+	// Rebooted event wait for each other (witness.go); default
+	// DefaultWitnessGrace.
+	WitnessGrace time.Duration
 }
 
 // Controller reboots nodes one slot at a time. Create it with New and start
@@ -82,6 +86,7 @@ type Controller struct {
 	metrics  *Metrics
 	drainer  *drain.Drainer
 	pods     *drain.PodWatches
+	witness  *witness
 	ready    atomic.Bool
 	// slots is the slot record: the nodes this controller put out, and
 	// the leader term that fences a deposed leader's writes.
@@ -181,6 +186,7 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 	c.drainer = drain.New(client, pdbInformer.Lister(), recorder, clk, c.drainOptions())
 	_, _ = pdbInformer.Informer().AddEventHandler(c.drainer.BudgetHandler(c.queue.Add)) // refused evictions retried when their budget allows
 	c.pods = drain.NewPodWatches(client, c.queue.Add)
+	c.witness = newWitness(clk, cfg.WitnessGrace, func(kind string) { metrics.WitnessMismatch.WithLabelValues(kind).Inc() })
 
 	// Nodes are large; the controller needs neither managed fields nor the
 	// list of images.
@@ -276,6 +282,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 
 	logger.Info("Starting workers", "count", workers)
 	var wg sync.WaitGroup
+	wg.Go(func() { c.witness.run(ctx, c.client) })
 	for range workers {
 		wg.Go(func() { wait.UntilWithContext(ctx, c.runWorker, time.Second) })
 	}

@@ -43,6 +43,9 @@ type Metrics struct {
 	IsLeader prometheus.Gauge
 	// Notifications counts notifications by result.
 	Notifications *prometheus.CounterVec
+	// WitnessMismatch counts reboots one witness saw and the other did
+	// not (witness.go).
+	WitnessMismatch *prometheus.CounterVec
 }
 
 // Label values of nodereboot_nodes besides the states.
@@ -78,7 +81,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nodereboot_notifications_total",
 			Help: "Notifications (--notify-url), by result: sent, failed (refused, timed out), dropped (queue full)."}, []string{"result"}),
 	}
-	reg.MustRegister(m.Nodes, m.Reboots, m.DrainDuration, m.RebootDuration, m.Evictions, m.Blocked, m.InvalidAnnotations, m.IsLeader, m.Notifications)
+	m.WitnessMismatch = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nodereboot_reboot_witness_mismatch_total",
+		Help: "Reboots seen by one witness only: kubelet_event_missing (the controller saw the new boot ID of a reboot it authorized, no kubelet Rebooted event named it), unexpected_reboot (a kubelet Rebooted event named a boot the controller did not see as the end of a reboot it authorized)."},
+		[]string{"witness"})
+	reg.MustRegister(m.Nodes, m.Reboots, m.DrainDuration, m.RebootDuration, m.Evictions, m.Blocked, m.InvalidAnnotations, m.IsLeader, m.Notifications, m.WitnessMismatch)
+	for _, w := range []string{WitnessKubeletEventMissing, WitnessUnexpectedReboot} {
+		m.WitnessMismatch.WithLabelValues(w)
+	}
 	for _, r := range notify.Results {
 		m.Notifications.WithLabelValues(r)
 	}

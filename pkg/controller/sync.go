@@ -204,6 +204,9 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 		}
 	}
 	c.wrote(n.Name, written)
+	if a.Kind == decide.MarkRebooted {
+		c.witness.controllerSaw(n.Name, written.Status.NodeInfo.BootID)
+	}
 	c.announceWritten(n.Name, a)
 	return nil
 }
