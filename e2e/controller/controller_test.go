@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/nodereboot/nodereboot/e2e/framework"
 	"github.com/nodereboot/nodereboot/pkg/contract"
 )
 
@@ -166,6 +167,10 @@ func TestLeaderKilledMidDrain(t *testing.T) {
 
 	var leader, standby *controller
 	for _, c := range ctrls {
+		// The standby may still be starting (its metrics not served yet).
+		if err := framework.WaitServing(e.ctx, c.Process, "http://"+c.metricsAddr+"/healthz"); err != nil {
+			t.Fatal(err)
+		}
 		v, err := c.metric("nodereboot_is_leader")
 		if err != nil {
 			t.Fatal(err)

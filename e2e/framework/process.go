@@ -177,3 +177,10 @@ func waitFor(ctx context.Context, p *Process, what string, check func(context.Co
 		}
 	}
 }
+
+// WaitServing waits until a GET of url answers 200, the process exits, or
+// ctx ends: for a freshly started process's own HTTP endpoints (metrics,
+// probes), which have no watch to offer.
+func WaitServing(ctx context.Context, p *Process, url string) error {
+	return waitFor(ctx, p, p.Name+" "+url, httpOK(url, "", nil))
+}
