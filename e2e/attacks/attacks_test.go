@@ -39,7 +39,7 @@ var controllerAnnotations = []string{
 	"nodereboot.io/state", "nodereboot.io/state-since", "nodereboot.io/state-reason",
 	"nodereboot.io/cordoned-by-us", "nodereboot.io/reboot-authorized", "nodereboot.io/not-before",
 	"nodereboot.io/last-reboot", "nodereboot.io/labels-before-reboot",
-	"nodereboot.io/scale-down-disabled-by-us", "nodereboot.io/term",
+	"nodereboot.io/scale-down-disabled-by-us", "nodereboot.io/term", "nodereboot.io/do-not-disrupt-by-us",
 }
 
 const (

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/nodereboot/nodereboot/e2e/framework"
 	"github.com/nodereboot/nodereboot/pkg/contract"
@@ -31,27 +30,11 @@ type lifecycleWatch struct {
 
 func watchLifecycle(t *testing.T, ctx context.Context, c *framework.Cluster) *lifecycleWatch {
 	w := &lifecycleWatch{prev: map[string]map[string]corev1.NodeCondition{}, seq: map[string][]string{}, changed: make(chan struct{})}
-	lw := framework.RelistingNodeListWatch(c.Client, func() { w.mu.Lock(); w.gaps++; w.mu.Unlock() })
-	inf := cache.NewSharedIndexInformer(lw, &corev1.Node{}, 0, cache.Indexers{})
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { w.observe(obj) },
-		UpdateFunc: func(_, obj any) { w.observe(obj) },
-	})
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); inf.RunWithContext(wctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		t.Fatal("node watch not synced")
-	}
+	watchNodeVersions(t, ctx, c, func() { w.mu.Lock(); w.gaps++; w.mu.Unlock() }, w.observe)
 	return w
 }
 
-func (w *lifecycleWatch) observe(obj any) {
-	n, ok := obj.(*corev1.Node)
-	if !ok {
-		return
-	}
+func (w *lifecycleWatch) observe(n *corev1.Node) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	prev := w.prev[n.Name]

@@ -61,6 +61,10 @@ const (
 	// while the node is in the pipeline, then the RFC 3339 time at which
 	// the controller removes both. Writer: controller.
 	AnnotationScaleDownDisabledByUs = Prefix + "scale-down-disabled-by-us"
+	// AnnotationDoNotDisruptByUs is present ("true") only when the
+	// controller added AnnotationDoNotDisrupt (--karpenter-protection), from
+	// the take until the node leaves the pipeline. Writer: controller.
+	AnnotationDoNotDisruptByUs = Prefix + "do-not-disrupt-by-us"
 
 	// AnnotationTerm is the leader term (of the slot record) in which the
 	// controller last fenced the node: a new leader writes it on every node
@@ -104,13 +108,19 @@ var ControllerOwned = []string{
 	AnnotationState, AnnotationStateSince, AnnotationStateReason,
 	AnnotationCordonedByUs, AnnotationRebootAuthorized, AnnotationNotBefore,
 	AnnotationLastReboot, AnnotationLabelsBefore, AnnotationScaleDownDisabledByUs,
-	AnnotationTerm,
+	AnnotationTerm, AnnotationDoNotDisruptByUs,
 }
 
 // AnnotationScaleDownDisabled is the Cluster Autoscaler's annotation that
 // keeps it from removing a node; the controller sets it to "true" while it
 // reboots a node (--scale-down-protection).
 const AnnotationScaleDownDisabled = "cluster-autoscaler.kubernetes.io/scale-down-disabled"
+
+// AnnotationDoNotDisrupt is Karpenter's annotation that keeps it from
+// disrupting a node (consolidation, drift, expiry); the controller sets it
+// to "true" while it reboots a node that does not carry it
+// (--karpenter-protection).
+const AnnotationDoNotDisrupt = "karpenter.sh/do-not-disrupt"
 
 // State is the value of AnnotationState.
 type State string

@@ -21,6 +21,7 @@ var leftovers = []string{
 	contract.AnnotationCordonedByUs,
 	contract.AnnotationRebootAuthorized,
 	contract.AnnotationLabelsBefore,
+	contract.AnnotationDoNotDisruptByUs,
 }
 
 // LabelsBefore parses the node's AnnotationLabelsBefore: label → value
@@ -54,9 +55,11 @@ func leavePatch(extra map[string]*string) *Patch {
 }
 
 // giveBack adds to p what a node leaving the pipeline (for whatever
-// reason) gets back: the labels changed at the take, and the end of its
-// scale-down protection (now, or --scale-down-protection-after from now).
+// reason) gets back: the labels changed at the take, the end of its
+// scale-down protection (now, or --scale-down-protection-after from now),
+// and the end of its Karpenter protection (now).
 func giveBack(n *v1.Node, cfg *Config, now time.Time, p *Patch) {
+	unprotectKarpenter(n, p)
 	if saved, ok, err := LabelsBefore(n); ok {
 		if err == nil {
 			keep, _ := restorableLabels(saved, cfg)
@@ -73,6 +76,18 @@ func giveBack(n *v1.Node, cfg *Config, now time.Time, p *Patch) {
 			unprotect(n, p)
 		}
 	}
+}
+
+// unprotectKarpenter removes the do-not-disrupt annotation the controller
+// added (the one it left alone it never marked), and its marker.
+func unprotectKarpenter(n *v1.Node, p *Patch) {
+	if _, ours := n.Annotations[contract.AnnotationDoNotDisruptByUs]; !ours {
+		return
+	}
+	if n.Annotations[contract.AnnotationDoNotDisrupt] == "true" {
+		p.Annotations[contract.AnnotationDoNotDisrupt] = nil
+	}
+	p.Annotations[contract.AnnotationDoNotDisruptByUs] = nil
 }
 
 // unprotect removes the scale-down protection the controller added.
@@ -125,6 +140,15 @@ func TakePatch(n *v1.Node, now time.Time, cfg *Config) *Patch {
 		if n.Annotations[contract.AnnotationScaleDownDisabled] != "true" || ours {
 			p.Annotations[contract.AnnotationScaleDownDisabled] = ptr.To("true")
 			p.Annotations[contract.AnnotationScaleDownDisabledByUs] = ptr.To("true")
+		}
+	}
+	if cfg.KarpenterProtection {
+		// Only if absent: any value somebody else set (even "false") is
+		// theirs; ours from an earlier take stays ours.
+		_, ours := n.Annotations[contract.AnnotationDoNotDisruptByUs]
+		if _, set := n.Annotations[contract.AnnotationDoNotDisrupt]; !set || ours {
+			p.Annotations[contract.AnnotationDoNotDisrupt] = ptr.To("true")
+			p.Annotations[contract.AnnotationDoNotDisruptByUs] = ptr.To("true")
 		}
 	}
 	return p

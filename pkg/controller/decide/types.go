@@ -100,6 +100,11 @@ type Config struct {
 	// after it leaves the pipeline (only if it was not there).
 	ScaleDownProtection      bool
 	ScaleDownProtectionAfter time.Duration
+	// KarpenterProtection puts Karpenter's do-not-disrupt annotation on a
+	// node from its take until it leaves the pipeline, only if the node
+	// does not carry it (AnnotationDoNotDisruptByUs records that it is
+	// ours).
+	KarpenterProtection bool
 	// Release is the release gate a rebooted node must pass before its
 	// slot is given back (release.go).
 	Release ReleaseGate

@@ -178,13 +178,15 @@ func (o *Options) completePipeline(d *decide.Config, errs *cli.FlagErrors) {
 }
 
 // completeNodeLabels checks and converts the labels written on a node in the
-// pipeline, the scale-down protection and the lifecycle conditions.
+// pipeline, the scale-down and Karpenter protections and the lifecycle
+// conditions.
 func (o *Options) completeNodeLabels(d *decide.Config, errs *cli.FlagErrors) {
 	d.PreRebootLabels = nodeLabels("pre-reboot-node-labels", o.PreRebootNodeLabels, errs)
 	d.PostRebootLabels = nodeLabels("post-reboot-node-labels", o.PostRebootNodeLabels, errs)
 	d.ScaleDownProtection = o.ScaleDownProtection
 	d.ScaleDownProtectionAfter = o.ScaleDownProtectionFor
 	d.LifecycleConditions = o.LifecycleConditions
+	d.KarpenterProtection = o.KarpenterProtection
 }
 
 // windowFlags names the flag of each part of the reboot window.

@@ -107,7 +107,8 @@ func (o *Options) addGateFlags(fs *pflag.FlagSet) {
 }
 
 // addNodeLabelFlags binds the flags of what is written on a node in the
-// pipeline: labels, the scale-down protection, the lifecycle conditions.
+// pipeline: labels, the scale-down and Karpenter protections, the lifecycle
+// conditions.
 func (o *Options) addNodeLabelFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.PreRebootNodeLabels, "pre-reboot-node-labels", o.PreRebootNodeLabels,
 		"Labels (key=value, comma-separated) set on a node when it is taken (with the cordon); their earlier values are restored when it leaves the pipeline.")
@@ -117,6 +118,8 @@ func (o *Options) addNodeLabelFlags(fs *pflag.FlagSet) {
 		"Annotate a node "+contract.AnnotationScaleDownDisabled+"=true from its cordon until --scale-down-protection-after after its uncordon, so that the Cluster Autoscaler does not remove it meanwhile (only if it was not annotated).")
 	fs.DurationVar(&o.ScaleDownProtectionFor, "scale-down-protection-after", o.ScaleDownProtectionFor,
 		"How long the scale-down protection stays after a node leaves the pipeline.")
+	fs.BoolVar(&o.KarpenterProtection, "karpenter-protection", o.KarpenterProtection,
+		"Annotate a node "+contract.AnnotationDoNotDisrupt+"=true from its cordon until it leaves the pipeline, so that Karpenter does not disrupt (consolidate) it meanwhile (only if the node does not carry the annotation; "+contract.AnnotationDoNotDisruptByUs+" records that it is ours).")
 	fs.BoolVar(&o.LifecycleConditions, "lifecycle-conditions", o.LifecycleConditions,
 		"Write the node lifecycle conditions of KEP-5683 (MaintenancePlanned, DrainInProgress, Drained, MaintenanceInProgress) on nodes/status as a node moves through the pipeline; needs RBAC patch on nodes/status. Informational: never read to decide a step.")
 }

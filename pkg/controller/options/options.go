@@ -72,6 +72,7 @@ type Options struct {
 	ScaleDownProtection    bool
 	ScaleDownProtectionFor time.Duration
 	LifecycleConditions    bool
+	KarpenterProtection    bool
 	NotifyURLs             []string
 	NotifyTemplate         string
 	NotifyStepTemplates    map[notify.Step]*string
@@ -127,6 +128,7 @@ func New(getenv func(string) string) *Options {
 		ScaleDownProtection:       true,
 		ScaleDownProtectionFor:    10 * time.Minute,
 		LifecycleConditions:       true,
+		KarpenterProtection:       true,
 		NotifyTimeout:             10 * time.Second,
 		NotifyStepTemplates:       map[notify.Step]*string{},
 		EvictionRetryDelay:        5 * time.Second,
