@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -22,16 +21,28 @@ import (
 func setDetector(t *testing.T, ctx context.Context, n *node, ready bool, change func(*corev1.PodSpec)) {
 	t.Helper()
 	dsc := n.c.Client.AppsV1().DaemonSets(systemNS)
-	var ds *appsv1.DaemonSet
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := dsc.Get(ctx, "nodereboot-detector", metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
 		change(&cur.Spec.Template.Spec)
-		ds, err = dsc.Update(ctx, cur, metav1.UpdateOptions{})
+		_, err = dsc.Update(ctx, cur, metav1.UpdateOptions{})
 		return err
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDetectorTemplate(t, ctx, n, ready)
+}
+
+// waitDetectorTemplate waits until the VM node's detector pod has the
+// DaemonSet's current template (and is Ready, if ready). A DaemonSet
+// replaces a node's pod only once the old one is gone: from then on, what
+// the detector does is the new pod's.
+func waitDetectorTemplate(t *testing.T, ctx context.Context, n *node, ready bool) {
+	t.Helper()
+	ds, err := n.c.Client.AppsV1().DaemonSets(systemNS).Get(ctx, "nodereboot-detector", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,21 +60,44 @@ func setDetector(t *testing.T, ctx context.Context, n *node, ready bool, change 
 		})
 }
 
-// waitRebootFailed waits for the detector's RebootFailed event on the VM
-// node, recorded at or after since, and returns its message.
-func waitRebootFailed(t *testing.T, ctx context.Context, n *node, since time.Time) string {
-	t.Helper()
+// rebootFailures are the RebootFailed events on the VM node, by name, with
+// their counts: a later failure is a new event or a higher count (the
+// recorder aggregates repeats of one process; a new process writes a new
+// event). No clocks compared: the events carry the VM's.
+func rebootFailures(ctx context.Context, n *node) (map[string]int32, []corev1.Event) {
 	sel := fields.Set{"involvedObject.kind": "Node", "involvedObject.name": vmNode, "reason": "RebootFailed"}.AsSelector().String()
+	evs, err := n.c.Client.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: sel})
+	if err != nil {
+		return nil, nil
+	}
+	m := map[string]int32{}
+	for _, e := range evs.Items {
+		m[e.Name] = e.Count
+	}
+	return m, evs.Items
+}
+
+// newRebootFailed returns the message of a RebootFailed event recorded
+// after before was taken, if there is one.
+func newRebootFailed(ctx context.Context, n *node, before map[string]int32) (string, bool) {
+	_, evs := rebootFailures(ctx, n)
+	for _, e := range evs {
+		if c, ok := before[e.Name]; !ok || e.Count > c {
+			return e.Message, true
+		}
+	}
+	return "", false
+}
+
+// waitRebootFailed waits for a RebootFailed event recorded after before
+// was taken and returns its message.
+func waitRebootFailed(t *testing.T, ctx context.Context, n *node, before map[string]int32) string {
+	t.Helper()
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	for {
-		evs, err := n.c.Client.CoreV1().Events("").List(wctx, metav1.ListOptions{FieldSelector: sel})
-		if err == nil {
-			for _, e := range evs.Items {
-				if !e.LastTimestamp.Time.Before(since.Truncate(time.Second)) {
-					return e.Message
-				}
-			}
+		if m, ok := newRebootFailed(wctx, n, before); ok {
+			return m
 		}
 		select {
 		case <-wctx.Done():
@@ -237,21 +271,21 @@ func TestLeastPrivilege(t *testing.T) {
 	t.Run("command-capabilities", func(t *testing.T) {
 		install(t, ctx, n)
 		setDetector(t, ctx, n, true, func(s *corev1.PodSpec) { s.Containers[0].SecurityContext = detectorSecurity() })
+		before, _ := rebootFailures(ctx, n)
 		r := trigger(t, ctx, n, "command")
-		t.Logf("command, no capability: %s", waitRebootFailed(t, ctx, n, r.tl.start))
+		t.Logf("command, no capability: %s", waitRebootFailed(t, ctx, n, before))
 		for _, caps := range [][]corev1.Capability{{"SYS_ADMIN", "SYS_CHROOT"}, {"SYS_CHROOT", "SYS_PTRACE"}, {"SYS_ADMIN", "SYS_PTRACE"}} {
 			setDetector(t, ctx, n, false, func(s *corev1.PodSpec) { s.Containers[0].SecurityContext = detectorSecurity(caps...) })
-			// The pod before is gone (a DaemonSet replaces a node's pod
-			// only once it is): a RebootFailed from now on is the new
-			// pod's.
-			t.Logf("command, %v only: %s", caps, waitRebootFailed(t, ctx, n, time.Now()))
+			before, _ := rebootFailures(ctx, n)
+			t.Logf("command, %v only: %s", caps, waitRebootFailed(t, ctx, n, before))
 		}
 		// deploy/ as it is: CAP_SYS_ADMIN, CAP_SYS_CHROOT, CAP_SYS_PTRACE.
-		since := time.Now()
 		install(t, ctx, n)
+		waitDetectorTemplate(t, ctx, n, false)
+		before, _ = rebootFailures(ctx, n)
 		// Either the node reboots, or the detector says why not.
 		for !r.tl.has(stVMNewBoot) {
-			if m, ok := rebootFailedSince(ctx, n, since); ok {
+			if m, ok := newRebootFailed(ctx, n, before); ok {
 				t.Fatalf("command with the manifests' capabilities: %s", m)
 			}
 			select {
@@ -275,26 +309,12 @@ func TestLeastPrivilege(t *testing.T) {
 				}
 			}
 		})
+		before, _ := rebootFailures(ctx, n)
 		r := trigger(t, ctx, n, "dbus")
-		msg := waitRebootFailed(t, ctx, n, r.tl.start)
+		msg := waitRebootFailed(t, ctx, n, before)
 		t.Logf("dbus, no system bus: %s", msg)
 		install(t, ctx, n, "reboot-dbus")
 		r.method = "dbus-given-back"
 		r.follow(t, ctx)
 	})
-}
-
-// rebootFailedSince reports a RebootFailed event recorded at or after since.
-func rebootFailedSince(ctx context.Context, n *node, since time.Time) (string, bool) {
-	sel := fields.Set{"involvedObject.kind": "Node", "involvedObject.name": vmNode, "reason": "RebootFailed"}.AsSelector().String()
-	evs, err := n.c.Client.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: sel})
-	if err != nil {
-		return "", false
-	}
-	for _, e := range evs.Items {
-		if !e.LastTimestamp.Time.Before(since.Truncate(time.Second)) {
-			return e.Message, true
-		}
-	}
-	return "", false
 }
