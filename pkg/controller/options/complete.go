@@ -77,7 +77,7 @@ func (o *Options) Complete() (*Config, error) {
 	o.completeSelection(d, &errs)
 	o.completeBudgets(d, &errs)
 	o.completePipeline(d, &errs)
-	o.completeRelease(d, &errs)
+	o.completeRelease(&cfg.Controller, &errs)
 	o.completeNodeLabels(d, &errs)
 	d.Window = o.completeWindow(&errs)
 	cfg.Controller.BlockingPods, cfg.Controller.Alerts = o.completeGates(&errs)

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nodereboot/nodereboot/pkg/cli"
+	"github.com/nodereboot/nodereboot/pkg/controller"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
 )
 
@@ -17,6 +18,9 @@ type releaseOptions struct {
 	ReleaseConditions    []string
 	ReleaseTaints        []string
 	ReleaseTimeout       time.Duration
+	// TestingWitnessGrace shortens the wait of the reboot witnesses (hidden
+	// flag --testing-witness-grace, for the e2e tests only).
+	TestingWitnessGrace time.Duration
 }
 
 // DefaultReleaseTaints are --release-taints' default: node-readiness-
@@ -40,10 +44,19 @@ func (o *releaseOptions) addReleaseFlags(fs *pflag.FlagSet) {
 		"Taint keys (comma-separated; a trailing * matches a prefix) that must be gone from a rebooted node before it is released. Empty: none.")
 	fs.DurationVar(&o.ReleaseTimeout, "release-timeout", o.ReleaseTimeout,
 		"How long a rebooted node, from being seen Ready with its new boot ID, may take to pass the release gate (--release-daemonset-pods, --release-conditions, --release-taints); then it is marked Failed and keeps its slot. 0: no release gate.")
+	fs.DurationVar(&o.TestingWitnessGrace, "testing-witness-grace", o.TestingWitnessGrace,
+		"Testing only: how long a reboot seen by boot ID and the kubelet's Rebooted event wait for each other (default 2m).")
+	_ = fs.MarkHidden("testing-witness-grace")
 }
 
-// completeRelease checks and converts the release gate.
-func (o *releaseOptions) completeRelease(d *decide.Config, errs *cli.FlagErrors) {
+// completeRelease checks and converts the release gate (and the witnesses'
+// grace, into c).
+func (o *releaseOptions) completeRelease(c *controller.Config, errs *cli.FlagErrors) {
+	d := &c.Decide
+	if o.TestingWitnessGrace < 0 {
+		errs.Add("testing-witness-grace", "must not be negative, got %s", o.TestingWitnessGrace)
+	}
+	c.WitnessGrace = o.TestingWitnessGrace
 	wants, err := decide.ParseConditionWants(o.ReleaseConditions)
 	errs.Check("release-conditions", err)
 	errs.Check("release-taints", decide.ValidateTaintPatterns(o.ReleaseTaints))
