@@ -143,20 +143,15 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 	nodeInformer := factory.Core().V1().Nodes()
 	pdbInformer := factory.Policy().V1().PodDisruptionBudgets()
 	c := &Controller{
-		client:   client,
-		factory:  factory,
-		nodes:    nodeInformer.Lister(),
-		synced:   []cache.InformerSynced{nodeInformer.Informer().HasSynced, pdbInformer.Informer().HasSynced},
-		recorder: recorder,
-		clock:    clk,
-		cfg:      cfg,
-		metrics:  metrics,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedMaxOfRateLimiter(
-				workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 2*time.Minute),
-				&workqueue.TypedBucketRateLimiter[string]{Limiter: newLimiter()},
-			),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodereboot", Clock: clk}),
+		client:       client,
+		factory:      factory,
+		nodes:        nodeInformer.Lister(),
+		synced:       []cache.InformerSynced{nodeInformer.Informer().HasSynced, pdbInformer.Informer().HasSynced},
+		recorder:     recorder,
+		clock:        clk,
+		cfg:          cfg,
+		metrics:      metrics,
+		queue:        newQueue(clk),
 		expectations: map[string]string{},
 		takenFrom:    map[string]uint64{},
 		takes:        keymutex.NewHashed(32),
@@ -323,6 +318,18 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 	}
 	c.queue.Forget(key)
 	return true
+}
+
+// newQueue is the node queue on clk: per-item exponential backoff (5 ms
+// to 2 min) under an overall rate limit, as client-go's default controller
+// rate limiter.
+func newQueue(clk clock.WithTicker) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedMaxOfRateLimiter(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 2*time.Minute),
+			&workqueue.TypedBucketRateLimiter[string]{Limiter: newLimiter()},
+		),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodereboot", Clock: clk})
 }
 
 // newLimiter bounds the overall retry rate of the queue (10 per second,
