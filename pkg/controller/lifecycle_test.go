@@ -28,13 +28,18 @@ func (s *statusPatches) reactor(f *fakeAPI) k8stesting.ReactionFunc {
 		}
 		pa := a.(k8stesting.PatchAction)
 		var doc struct {
+			Metadata struct {
+				ResourceVersion string `json:"resourceVersion"`
+			} `json:"metadata"`
 			Status struct {
 				Conditions []v1.NodeCondition `json:"conditions"`
 			} `json:"status"`
 		}
 		_ = json.Unmarshal(pa.GetPatch(), &doc)
 		obj, err := f.Tracker().Get(nodesGVR, "", pa.GetName())
-		if err != nil {
+		if err != nil || doc.Metadata.ResourceVersion != obj.(*v1.Node).ResourceVersion {
+			// Refused (409): decided on a version the simulated
+			// kubelet has since replaced; not a write.
 			return false, nil, nil
 		}
 		changes := false
