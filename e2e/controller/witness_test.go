@@ -19,7 +19,10 @@ import (
 // sees by boot ID. kwok records none, so the test records it as the kubelet
 // would, at node-0's boot: that reboot has both witnesses and is not
 // counted. node-1 reboots without one (kubelet_event_missing), and an event
-// naming a boot nobody saw counts as unexpected_reboot.
+// naming a boot nobody saw counts as unexpected_reboot. Least privilege:
+// without list and watch on events, the next controller sees no kubelet
+// event — node-0's next reboot counts as kubelet_event_missing, and an
+// event naming an unseen boot is not counted.
 func TestRebootWitnesses(t *testing.T) {
 	e := setup(t, 2, 3*time.Minute)
 	for i := range 2 {
@@ -32,7 +35,8 @@ func TestRebootWitnesses(t *testing.T) {
 		}
 		return e.kubeletRebooted("node-0", strings.TrimSpace(string(b)))
 	})
-	c := e.startController("controller-0", "--testing-witness-grace=3s")
+	args := []string{"--testing-witness-grace=3s", "--min-reboot-interval=0s"}
+	c := e.startController("controller-0", args...)
 	for _, n := range []string{"node-0", "node-1"} {
 		if err := e.sims[n].CreateSentinel(); err != nil {
 			t.Fatal(err)
@@ -51,13 +55,46 @@ func TestRebootWitnesses(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("%s never counted: %v", unexpected, err)
 	}
-	for sample, want := range map[string]float64{
-		unexpected: 1,
-		`nodereboot_reboot_witness_mismatch_total{witness="kubelet_event_missing"}`: 1,
-	} {
+	missing := `nodereboot_reboot_witness_mismatch_total{witness="kubelet_event_missing"}`
+	for sample, want := range map[string]float64{unexpected: 1, missing: 1} {
 		if v, err := c.metric(sample); err != nil || v != want {
 			t.Errorf("%s = %v (%v), want %v", sample, v, err, want)
 		}
+	}
+
+	// Without list and watch on events.
+	c.Stop(15 * time.Second)
+	role, err := e.c.Client.RbacV1().ClusterRoles().Get(e.ctx, "nodereboot-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range role.Rules {
+		if len(r.Resources) == 1 && r.Resources[0] == "events" {
+			role.Rules[i].Verbs = []string{"create", "patch"}
+		}
+	}
+	if _, err := e.c.Client.RbacV1().ClusterRoles().Update(e.ctx, role, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c = e.startController("controller-1", args...)
+	if err := e.kubeletRebooted("node-1", "another-boot-nobody-saw"); err != nil {
+		t.Fatal(err)
+	}
+	before := e.waitNode("node-0", rebootDone, "idle").Annotations[contract.AnnotationLastReboot]
+	if err := e.sims["node-0"].CreateSentinel(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitNode("node-0", func(n *corev1.Node) bool {
+		return rebootDone(n) && n.Annotations[contract.AnnotationLastReboot] != before
+	}, "rebooted again")
+	if err := wait.PollUntilContextCancel(e.ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
+		v, err := c.metric(missing)
+		return err == nil && v >= 1, nil
+	}); err != nil {
+		t.Fatalf("%s never counted without the right to watch events: %v", missing, err)
+	}
+	if v, err := c.metric(unexpected); err != nil || v != 0 {
+		t.Errorf("%s = %v (%v) without the right to watch events, want 0", unexpected, v, err)
 	}
 }
 
