@@ -132,48 +132,17 @@ func WindowBlock(cfg *Config, now time.Time) *Block {
 // AllowUnhealthyCluster), or for the cluster's Blocks. A candidate with a
 // Block of its own stays waiting and lets the next one go.
 func Admit(cands []Candidate, cl Cluster, cfg *Config, now time.Time) Admission {
-	sorted := append([]Candidate(nil), cands...)
-	sort.Slice(sorted, func(i, j int) bool {
-		a, b := sorted[i], sorted[j]
-		if !a.RequestTime.Equal(b.RequestTime) {
-			return a.RequestTime.Before(b.RequestTime)
-		}
-		return a.Name < b.Name
-	})
+	sorted := queueOrder(cands)
 	var ad Admission
-	free := cfg.MaxConcurrent - cl.Out
 	if len(sorted) > 0 {
-		if b := WindowBlock(cfg, now); b != nil {
-			ad.Blocks = append(ad.Blocks, *b)
-		}
-		if len(cl.NotReady) > 0 && !cfg.AllowUnhealthyCluster {
-			nr := append([]string(nil), cl.NotReady...)
-			sort.Strings(nr)
-			ad.Blocks = append(ad.Blocks, Block{Reason: BlockedNotReady,
-				Message: "not taking nodes while these nodes are NotReady: " + strings.Join(nr, ", ")})
-		}
-		if cfg.WaitForOthersCordons && len(cl.CordonedByOthers) > 0 {
-			ad.Blocks = append(ad.Blocks, Block{Reason: BlockedCordoned,
-				Message: "not taking nodes while these nodes are cordoned by somebody else (--cordoned-by-others=wait): " + strings.Join(cl.CordonedByOthers, ", ")})
-		}
-		if cfg.PoolLabel != "" && len(cl.PoolsInUpgrade) > 0 {
-			ad.Blocks = append(ad.Blocks, Block{Reason: BlockedCordoned,
-				Message: fmt.Sprintf("not taking nodes while these pools are being upgraded (their nodes disagree on %s or the kubelet version): %s",
-					cfg.PoolVersionLabel, strings.Join(cl.PoolsInUpgrade, ", "))})
-		}
-		ad.Blocks = append(ad.Blocks, cl.Blocks...)
-		sort.SliceStable(ad.Blocks, func(i, j int) bool { return ad.Blocks[i].Reason < ad.Blocks[j].Reason })
-	}
-	if len(ad.Blocks) > 0 {
-		free = 0
-	}
-	until := func(t time.Time) {
-		if !t.IsZero() && (ad.Until.IsZero() || t.Before(ad.Until)) {
-			ad.Until = t
-		}
+		ad.Blocks = clusterBlocks(cl, cfg, now)
 	}
 	for _, b := range ad.Blocks {
-		until(b.Until)
+		ad.waitUntil(b.Until)
+	}
+	free := cfg.MaxConcurrent - cl.Out
+	if len(ad.Blocks) > 0 {
+		free = 0
 	}
 	bud := newBudgets(cl, cfg)
 	for _, c := range sorted {
@@ -191,7 +160,7 @@ func Admit(cands []Candidate, cl Cluster, cfg *Config, now time.Time) Admission 
 				ad.NodeBlocks = map[string]Block{}
 			}
 			ad.NodeBlocks[c.Name] = *block
-			until(block.Until)
+			ad.waitUntil(block.Until)
 			ad.Waiting = append(ad.Waiting, c.Name)
 		case !fits:
 			// Waits for the control-plane slot; the next may go.
@@ -203,4 +172,53 @@ func Admit(cands []Candidate, cl Cluster, cfg *Config, now time.Time) Admission 
 		}
 	}
 	return ad
+}
+
+// queueOrder sorts the candidates oldest request first, then by name.
+func queueOrder(cands []Candidate) []Candidate {
+	sorted := append([]Candidate(nil), cands...)
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if !a.RequestTime.Equal(b.RequestTime) {
+			return a.RequestTime.Before(b.RequestTime)
+		}
+		return a.Name < b.Name
+	})
+	return sorted
+}
+
+// clusterBlocks are the closed gates that keep every waiting node waiting:
+// the reboot window, NotReady nodes, nodes cordoned by somebody else (with
+// --cordoned-by-others=wait), pools being upgraded, and the cluster-wide
+// gates the controller found closed; sorted by reason.
+func clusterBlocks(cl Cluster, cfg *Config, now time.Time) []Block {
+	var blocks []Block
+	if b := WindowBlock(cfg, now); b != nil {
+		blocks = append(blocks, *b)
+	}
+	if len(cl.NotReady) > 0 && !cfg.AllowUnhealthyCluster {
+		nr := append([]string(nil), cl.NotReady...)
+		sort.Strings(nr)
+		blocks = append(blocks, Block{Reason: BlockedNotReady,
+			Message: "not taking nodes while these nodes are NotReady: " + strings.Join(nr, ", ")})
+	}
+	if cfg.WaitForOthersCordons && len(cl.CordonedByOthers) > 0 {
+		blocks = append(blocks, Block{Reason: BlockedCordoned,
+			Message: "not taking nodes while these nodes are cordoned by somebody else (--cordoned-by-others=wait): " + strings.Join(cl.CordonedByOthers, ", ")})
+	}
+	if cfg.PoolLabel != "" && len(cl.PoolsInUpgrade) > 0 {
+		blocks = append(blocks, Block{Reason: BlockedCordoned,
+			Message: fmt.Sprintf("not taking nodes while these pools are being upgraded (their nodes disagree on %s or the kubelet version): %s",
+				cfg.PoolVersionLabel, strings.Join(cl.PoolsInUpgrade, ", "))})
+	}
+	blocks = append(blocks, cl.Blocks...)
+	sort.SliceStable(blocks, func(i, j int) bool { return blocks[i].Reason < blocks[j].Reason })
+	return blocks
+}
+
+// waitUntil moves the admission's next look (Until) to t, if t is earlier.
+func (ad *Admission) waitUntil(t time.Time) {
+	if !t.IsZero() && (ad.Until.IsZero() || t.Before(ad.Until)) {
+		ad.Until = t
+	}
 }
