@@ -40,7 +40,7 @@ func (c *Controller) admit(ctx context.Context) error {
 	if !ad.Until.IsZero() {
 		// A block lifts by itself then (the window opens, a blocker
 		// is looked at again).
-		c.queue.AddAfter(admissionKey, ad.Until.Sub(now))
+		c.admission.AddAfter(admissionKey, ad.Until.Sub(now))
 	}
 	byName := make(map[string]*v1.Node, len(nodes))
 	for _, n := range nodes {

@@ -31,9 +31,8 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/notify"
 )
 
-// admissionKey is the queue key of the admission pass. It cannot be a node
-// name (node names are DNS subdomains).
-const admissionKey = "@admission"
+// admissionKey is the one key of the admission queue.
+const admissionKey = "admission"
 
 // Config configures a Controller.
 type Config struct {
@@ -75,19 +74,24 @@ type Config struct {
 // Controller reboots nodes one slot at a time. Create it with New and start
 // it with Run.
 type Controller struct {
-	client   kubernetes.Interface
-	factory  informers.SharedInformerFactory
-	nodes    corelisters.NodeLister
-	synced   []cache.InformerSynced
-	queue    workqueue.TypedRateLimitingInterface[string]
-	recorder record.EventRecorder
-	clock    clock.WithTicker
-	cfg      Config
-	metrics  *Metrics
-	drainer  *drain.Drainer
-	pods     *drain.PodWatches
-	witness  *witness
-	ready    atomic.Bool
+	client  kubernetes.Interface
+	factory informers.SharedInformerFactory
+	nodes   corelisters.NodeLister
+	synced  []cache.InformerSynced
+	queue   workqueue.TypedRateLimitingInterface[string]
+	// admission is the admission pass's own queue, worked by one
+	// goroutine of its own (runAdmission): a pass (gates, a Prometheus
+	// query) never holds a node worker, and its retries never share a
+	// node's backoff. Its one key coalesces every request for a pass.
+	admission workqueue.TypedRateLimitingInterface[string]
+	recorder  record.EventRecorder
+	clock     clock.WithTicker
+	cfg       Config
+	metrics   *Metrics
+	drainer   *drain.Drainer
+	pods      *drain.PodWatches
+	witness   *witness
+	ready     atomic.Bool
 	// slots is the slot record: the nodes this controller put out, and
 	// the leader term that fences a deposed leader's writes.
 	slots *slots.Record
@@ -151,7 +155,8 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 		clock:        clk,
 		cfg:          cfg,
 		metrics:      metrics,
-		queue:        newQueue(clk),
+		queue:        newQueue(clk, "nodereboot"),
+		admission:    newQueue(clk, "nodereboot-admission"),
 		expectations: map[string]string{},
 		takenFrom:    map[string]uint64{},
 		takes:        keymutex.NewHashed(32),
@@ -175,7 +180,7 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 	}
 	c.slots = slots.New(client, c.cfg.Namespace, c.cfg.Identity)
 	if cfg.PauseNamespace != "" {
-		c.pause = gates.NewPauseWatch(client, cfg.PauseNamespace, func() { c.queue.Add(admissionKey) })
+		c.pause = gates.NewPauseWatch(client, cfg.PauseNamespace, func() { c.admission.Add(admissionKey) })
 		c.synced = append(c.synced, c.pause.HasSynced)
 	}
 	c.drainer = drain.New(client, pdbInformer.Lister(), recorder, clk, c.drainOptions())
@@ -217,7 +222,7 @@ func (c *Controller) nodeHandler() cache.ResourceEventHandlerFuncs {
 		AddFunc: func(obj any) {
 			if n, ok := obj.(*v1.Node); ok {
 				c.queue.Add(n.Name)
-				c.queue.Add(admissionKey)
+				c.admission.Add(admissionKey)
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
@@ -229,7 +234,7 @@ func (c *Controller) nodeHandler() cache.ResourceEventHandlerFuncs {
 			c.observe(n)
 			c.queue.Add(n.Name)
 			if fingerprint(o, &c.cfg.Decide) != fingerprint(n, &c.cfg.Decide) {
-				c.queue.Add(admissionKey)
+				c.admission.Add(admissionKey)
 			}
 		},
 		DeleteFunc: func(obj any) {
@@ -238,7 +243,7 @@ func (c *Controller) nodeHandler() cache.ResourceEventHandlerFuncs {
 			}
 			if n, ok := obj.(*v1.Node); ok {
 				c.queue.Add(n.Name)
-				c.queue.Add(admissionKey)
+				c.admission.Add(admissionKey)
 			}
 		},
 	}
@@ -255,6 +260,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	defer utilruntime.HandleCrashWithContext(ctx)
 	logger := klog.FromContext(ctx)
 	defer c.queue.ShutDown()
+	defer c.admission.ShutDown()
 	ctx, c.stop = context.WithCancelCause(ctx)
 	defer c.stop(nil)
 
@@ -273,17 +279,19 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	}
 	c.ready.Store(true)
 	defer c.ready.Store(false)
-	c.queue.Add(admissionKey)
+	c.admission.Add(admissionKey)
 
 	logger.Info("Starting workers", "count", workers)
 	var wg sync.WaitGroup
 	wg.Go(func() { c.witness.run(ctx, c.client) })
+	wg.Go(func() { wait.UntilWithContext(ctx, c.runAdmission, time.Second) })
 	for range workers {
 		wg.Go(func() { wait.UntilWithContext(ctx, c.runWorker, time.Second) })
 	}
 	<-ctx.Done()
 	logger.Info("Stopping workers")
 	c.queue.ShutDown()
+	c.admission.ShutDown()
 	wg.Wait()
 	c.pods.StopAll()
 	logger.Info("Workers stopped")
@@ -298,38 +306,52 @@ func (c *Controller) runWorker(ctx context.Context) {
 	}
 }
 
+// runAdmission runs admission passes, one at a time, until its queue is
+// shut down.
+func (c *Controller) runAdmission(ctx context.Context) {
+	for processNext(ctx, c.admission, func(ctx context.Context, _ string) error { return c.admit(ctx) }) {
+	}
+}
+
 func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	key, shutdown := c.queue.Get()
+	return processNext(ctx, c.queue, c.syncHandler)
+}
+
+// processNext takes one key from q and handles it: forgotten on success,
+// requeued with q's backoff on an error. It reports false once q is shut
+// down or ctx ended.
+func processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], handle func(context.Context, string) error) bool {
+	key, shutdown := q.Get()
 	if shutdown {
 		return false
 	}
-	defer c.queue.Done(key)
+	defer q.Done(key)
 	if ctx.Err() != nil {
 		return false
 	}
-	if err := c.syncHandler(ctx, key); err != nil {
+	if err := handle(ctx, key); err != nil {
 		if apierrors.IsConflict(err) {
 			klog.FromContext(ctx).V(2).Info("Conflict, retrying", "key", key, "err", err)
 		} else {
 			utilruntime.HandleErrorWithContext(ctx, err, "Sync failed, requeuing", "key", key)
 		}
-		c.queue.AddRateLimited(key)
+		q.AddRateLimited(key)
 		return true
 	}
-	c.queue.Forget(key)
+	q.Forget(key)
 	return true
 }
 
-// newQueue is the node queue on clk: per-item exponential backoff (5 ms
-// to 2 min) under an overall rate limit, as client-go's default controller
+// newQueue is a queue on clk: per-item exponential backoff (5 ms to
+// 2 min) under an overall rate limit, as client-go's default controller
 // rate limiter.
-func newQueue(clk clock.WithTicker) workqueue.TypedRateLimitingInterface[string] {
+func newQueue(clk clock.WithTicker, name string) workqueue.TypedRateLimitingInterface[string] {
 	return workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedMaxOfRateLimiter(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 2*time.Minute),
 			&workqueue.TypedBucketRateLimiter[string]{Limiter: newLimiter()},
 		),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodereboot", Clock: clk})
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name, Clock: clk})
 }
 
 // newLimiter bounds the overall retry rate of the queue (10 per second,

@@ -59,6 +59,7 @@ func newFixture(t *testing.T, cfg Config, clk *clocktesting.FakeClock, objs ...r
 	t.Cleanup(func() {
 		cancel()
 		f.c.queue.ShutDown()
+		f.c.admission.ShutDown()
 		f.c.pods.StopAll()
 	})
 	for _, o := range objs {

@@ -18,9 +18,6 @@ import (
 )
 
 func (c *Controller) syncHandler(ctx context.Context, key string) error {
-	if key == admissionKey {
-		return c.admit(ctx)
-	}
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "node", key)
 	ctx = klog.NewContext(ctx, logger)
 	n, err := c.nodes.Get(key)
@@ -173,7 +170,7 @@ func (c *Controller) execute(ctx context.Context, n *v1.Node, a decide.Action) e
 		c.mu.Unlock()
 		return nil
 	case decide.Queue:
-		c.queue.Add(admissionKey)
+		c.admission.Add(admissionKey)
 		if !a.Until.IsZero() {
 			c.queue.AddAfter(n.Name, a.Until.Sub(c.clock.Now()))
 		}

@@ -120,7 +120,7 @@ func (c *Controller) releaseSlot(ctx context.Context, node string) error {
 	}
 	c.forgetTake(node)
 	klog.FromContext(ctx).V(2).Info("Slot released", "node", node)
-	c.queue.Add(admissionKey)
+	c.admission.Add(admissionKey)
 	return nil
 }
 
