@@ -250,6 +250,21 @@ func runOnce(t *testing.T, sc scenario, i int) {
 	if err != nil {
 		t.Errorf("the rollout did not end (livelock?): %v", err)
 	}
+	if err == nil && sc.recovered != nil && recoveredAt.IsZero() {
+		// The fault's sign may come after the last pipeline ended (the
+		// sentinel back on the node rebooted last: its detector reports it
+		// after its restart, when the rollout is already over). Watch for
+		// it a while longer; not seen, the recovery stays "never".
+		recCtx, recCancel := context.WithTimeout(ctx, 30*time.Second)
+		_ = obs.WaitFor(recCtx, "the fault's sign of recovery", func(v observer.View) bool {
+			if sc.recovered(r, v) {
+				recoveredAt = time.Now()
+				return true
+			}
+			return false
+		})
+		recCancel()
+	}
 	if sc.after != nil && err == nil {
 		sc.after(r)
 	}
