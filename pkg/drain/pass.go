@@ -3,6 +3,8 @@ package drain
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -105,9 +107,12 @@ func (d *Drainer) passPod(ctx context.Context, node string, st *nodeState, p *v1
 		l.why = "not evicted: the controller is stopping"
 		return l, time.Time{}, true
 	}
-	// One eviction at a time per budget (turns.go); a node whose turn is
-	// taken is requeued when it frees, or after RetryDelay.
-	release, ok := d.turns.tryTake(d.budgets(p), node)
+	// The budgets' versions before the request (a status change after
+	// them may come while it is on the wire); their names are the turns
+	// to take: one eviction at a time per budget (turns.go), a node whose
+	// turn is taken requeued when it frees, or after RetryDelay.
+	before := d.budgetVersions(p)
+	release, ok := d.turns.tryTake(slices.Sorted(maps.Keys(before)), node)
 	if !ok {
 		l.why = "waiting for its turn: one eviction at a time per PodDisruptionBudget"
 		if d.opts.RetryDelay > 0 {
@@ -115,17 +120,14 @@ func (d *Drainer) passPod(ctx context.Context, node string, st *nodeState, p *v1
 		}
 		return l, retryAt, true
 	}
-	return d.evictPod(ctx, node, st, p, now, release, out)
+	return d.evictPod(ctx, node, st, p, now, before, release, out)
 }
 
 // evictPod evicts a pod that is due, gives its budgets' turn back
-// (release) and records the result. An accepted eviction counts in
-// out.Evicted.
-func (d *Drainer) evictPod(ctx context.Context, node string, st *nodeState, p *v1.Pod, now time.Time, release func(), out *decide.DrainStatus) (l pending, retryAt time.Time, stays bool) {
+// (release) and records the result; before are its budgets' versions read
+// before the request. An accepted eviction counts in out.Evicted.
+func (d *Drainer) evictPod(ctx context.Context, node string, st *nodeState, p *v1.Pod, now time.Time, before map[string]string, release func(), out *decide.DrainStatus) (l pending, retryAt time.Time, stays bool) {
 	l = pending{name: p.Namespace + "/" + p.Name}
-	// The budgets' versions before the request: a status change after
-	// them may have come while it was on the wire.
-	before := d.budgetVersions(p)
 	st.mu.Lock()
 	st.tried[p.UID] = now
 	st.mu.Unlock()
