@@ -36,6 +36,16 @@ func TestRefusedEvictionRetriedOnTheBudget(t *testing.T) {
 	}
 	blocked := e.waitEvent("node-0", contract.ReasonEvictionBlocked)
 	t.Logf("refused: %s", blocked.Message)
+	// Both of node-0's pods refused before the budget changes (the drain
+	// evicts them one after the other: a change made between the two
+	// would let the second through at its first attempt).
+	pods, err := e.c.Client.CoreV1().Pods(workNS).List(e.ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=node-0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		e.waitEventSaying("node-0", contract.ReasonEvictionBlocked, p.Name)
+	}
 	// The budget now allows one disruption at a time: the disruption
 	// controller's status update is the only signal the drain gets before
 	// its 10-minute fallback.
