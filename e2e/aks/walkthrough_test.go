@@ -161,9 +161,11 @@ func TestWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctrlArgs := append(without(containerArgs(dep.Spec.Template.Spec), "kubeconfig", "metrics-bind-address", "health-probe-bind-address", "leader-elect-resource-namespace"),
+	// Verbose: the log is kept only when the test fails, and then it
+	// should show each drain pass and eviction.
+	ctrlArgs := append(without(containerArgs(dep.Spec.Template.Spec), "kubeconfig", "metrics-bind-address", "health-probe-bind-address", "leader-elect-resource-namespace", "v"),
 		"--kubeconfig="+controllerKubeconfig, "--leader-elect-resource-namespace="+systemNS,
-		"--metrics-bind-address=0", "--health-probe-bind-address=0")
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--v=4")
 	ctrl := framework.NewProcess("controller", filepath.Join(binDir, "nodereboot-controller"), ctrlArgs, c.LogDir)
 	if err := ctrl.Start(); err != nil {
 		t.Fatal(err)

@@ -92,6 +92,9 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 	c, err := Start(ctx, opts)
 	if c != nil {
 		t.Cleanup(func() {
+			if t.Failed() {
+				c.dumpState()
+			}
 			c.Stop()
 			if t.Failed() {
 				t.Logf("cluster logs kept in %s", c.LogDir)
@@ -104,6 +107,19 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		t.Fatalf("start local cluster: %v", err)
 	}
 	return c
+}
+
+// dumpState writes what the API server holds of the objects a failed test
+// is most often about (nodes, pods, disruption budgets, leases, events) to
+// state.yaml in the log folder, before the cluster stops.
+func (c *Cluster) dumpState() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := c.Kubectl(ctx, "get", "nodes,pods,poddisruptionbudgets,leases,configmaps,events", "-A", "-o", "yaml")
+	if err != nil {
+		out += "\n# kubectl: " + err.Error() + "\n"
+	}
+	_ = os.WriteFile(filepath.Join(c.LogDir, "state.yaml"), []byte(out), 0o644)
 }
 
 // Start starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler
