@@ -64,7 +64,7 @@ func (c *Controller) observeCluster(nodes []*v1.Node) ([]decide.Candidate, decid
 	var cands []decide.Candidate
 	var cl decide.Cluster
 	counts := map[string]float64{}
-	expected := c.pendingTakes(nodes)
+	expected := c.own.takesInFlight(nodes)
 	held := map[string]bool{}
 	present := make(map[string]bool, len(nodes))
 	for _, n := range nodes {
@@ -256,15 +256,15 @@ func (c *Controller) take(ctx context.Context, n *v1.Node) error {
 	// is known (releaseIfOut).
 	c.takes.LockKey(n.Name)
 	defer func() { _ = c.takes.UnlockKey(n.Name) }()
-	// From here on the take may land: the node counts as out and keeps
-	// its slot until the cache shows a newer version of it.
-	c.expect(n)
-	c.rememberTake(n)
+	// From here on the take may land: the node counts as out and is not
+	// decided on until the cache shows a newer version of it, and only
+	// such a version gives its slot back.
+	c.own.beginTake(n)
 	// The slot first: a take the record does not show never happens, so
 	// every node this controller puts out is counted, by it and by the
 	// next leader, before the node is written.
 	if err := c.holdSlot(ctx, n.Name); err != nil {
-		c.unexpect(n.Name)
+		c.own.takeRefused(n.Name)
 		return err
 	}
 	_, err := c.patch(ctx, n, p)
@@ -272,7 +272,7 @@ func (c *Controller) take(ctx context.Context, n *v1.Node) error {
 	case apierrors.IsConflict(err), apierrors.IsNotFound(err):
 		// Refused: the node was not taken. Give the slot back; on a
 		// conflict, look again.
-		c.unexpect(n.Name)
+		c.own.takeRefused(n.Name)
 		if rerr := c.releaseSlot(ctx, n.Name); rerr != nil {
 			return rerr
 		}

@@ -98,21 +98,21 @@ type Controller struct {
 	// stop ends Run when the slot record shows a newer leader.
 	stop context.CancelCauseFunc
 
-	mu sync.Mutex
-	// expectations are the nodes this controller took whose take the cache
-	// does not show yet, with their resourceVersion before the take.
-	expectations map[string]string
-	// takenFrom is, per node this controller took and whose slot it still
-	// holds, the resourceVersion the take was decided on. Only a version of
-	// the node newer than it can show that the node left the pipeline: an
-	// object read before the take (a worker's, while the take lands) never
-	// releases the slot. math.MaxUint64 when it did not parse.
-	takenFrom map[string]uint64
+	// own is what the cache does not show yet of this controller's own
+	// writes (ownwrites.go): the takes that may still land, the version
+	// each take was decided on while its slot is held, and the last write
+	// per node. It decides safety: admission counts the takes in flight
+	// as out, and only a version past a node's take gives its slot back.
+	own *ownWrites
 	// takes serializes, per node, a take (from the version it remembers
 	// to the patch's answer) and a reconciler's decision to give the
 	// node's slot back (releaseIfOut), so that a release decided on what
 	// was seen before a take can never remove that take's slot.
 	takes keymutex.KeyMutex
+
+	// mu guards what follows: what was announced and the gates' answers,
+	// which only silence repeated events and spare requests.
+	mu sync.Mutex
 	// queued are the nodes announced with RebootQueued.
 	queued map[string]bool
 	// warned is the last warning announced per node while it waits.
@@ -121,9 +121,6 @@ type Controller struct {
 	blocked string
 	// dryRun is the last decision announced per node in dry-run mode.
 	dryRun map[string]string
-	// written is, per node, the resourceVersion of the controller's last
-	// write to it, until the cache shows it.
-	written map[string]uint64
 	// pause watches the pause ConfigMap (nil: no pause).
 	pause *gates.PauseWatch
 	// podBlocks and alertBlock are the last blocking answers of the
@@ -157,14 +154,12 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 		metrics:      metrics,
 		queue:        newQueue(clk, "nodereboot"),
 		admission:    newQueue(clk, "nodereboot-admission"),
-		expectations: map[string]string{},
-		takenFrom:    map[string]uint64{},
+		own:          newOwnWrites(),
 		takes:        keymutex.NewHashed(32),
 		queued:       map[string]bool{},
 		warned:       map[string]string{},
 		dryRun:       map[string]string{},
 		podBlocks:    map[string]decide.Block{},
-		written:      map[string]uint64{},
 		authBlocks:   map[string]string{},
 		admitBlocked: map[string]bool{},
 		nodeBlocked:  map[string]string{},
@@ -231,7 +226,7 @@ func (c *Controller) nodeHandler() cache.ResourceEventHandlerFuncs {
 			if !ok1 || !ok2 {
 				return
 			}
-			c.observe(n)
+			c.own.seen(n)
 			c.queue.Add(n.Name)
 			if fingerprint(o, &c.cfg.Decide) != fingerprint(n, &c.cfg.Decide) {
 				c.admission.Add(admissionKey)

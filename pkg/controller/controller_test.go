@@ -430,20 +430,22 @@ func TestConditionNamingTheNewBootCounts(t *testing.T) {
 func TestBehindOwnWrite(t *testing.T) {
 	c := New(fake.NewClientset(), record.NewFakeRecorder(10), clock.RealClock{}, testConfig(1), NewMetrics(prometheus.NewRegistry()))
 	n := testNode("n1", false)
-	if c.behindOwnWrite(n) {
+	if c.own.behind(n) {
 		t.Fatal("behind without a write")
 	}
-	c.written["n1"] = 10
 	for _, tc := range []struct {
 		rv     string
 		behind bool
 	}{{"9", true}, {"9", true}, {"opaque", false}, {"11", false}} {
-		c.written["n1"] = 10
+		c.wrote("n1", &v1.Node{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "10"}})
 		n.ResourceVersion = tc.rv
-		if got := c.behindOwnWrite(n); got != tc.behind {
+		if got := c.own.behind(n); got != tc.behind {
 			t.Errorf("rv %s: behind %t, want %t", tc.rv, got, tc.behind)
 		}
-		if _, kept := c.written["n1"]; kept != tc.behind {
+		// Remembered while behind, forgotten once not: then even an
+		// older version is decided on.
+		n.ResourceVersion = "1"
+		if kept := c.own.behind(n); kept != tc.behind {
 			t.Errorf("rv %s: write remembered %t", tc.rv, kept)
 		}
 	}

@@ -370,7 +370,7 @@ func TestNoReleaseDecidedAcrossATake(t *testing.T) {
 		released, err := f.c.releaseIfOut(f.ctx, seen)
 		done <- result{released, err}
 	}()
-	f.c.rememberTake(seen) // the take, decided on that same version, lands
+	f.c.own.beginTake(seen) // the take, decided on that same version, lands
 	select {
 	case r := <-done:
 		t.Fatalf("the release was decided while a take was under way (released %t, err %v)", r.released, r.err)

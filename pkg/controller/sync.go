@@ -32,10 +32,10 @@ func (c *Controller) syncHandler(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if c.behindOwnWrite(n) {
-		// The cache does not show our last write to this node yet: a
-		// decision now would be refused (409); the watch event of the
-		// write requeues the node.
+	if c.own.behind(n) {
+		// The cache does not show our last write (or a take in flight)
+		// to this node yet: a decision now would be refused (409); the
+		// watch event of the write requeues the node.
 		return nil
 	}
 	in := c.input(n)
@@ -140,17 +140,15 @@ func (c *Controller) stopDrain(node string) {
 // forget drops everything remembered about a deleted node.
 func (c *Controller) forget(node string) {
 	c.stopDrain(node)
+	c.own.forget(node)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.expectations, node)
-	delete(c.takenFrom, node)
 	delete(c.queued, node)
 	delete(c.warned, node)
 	delete(c.dryRun, node)
 	delete(c.podBlocks, node)
 	delete(c.nodeBlocked, node)
 	delete(c.authBlocks, node)
-	delete(c.written, node)
 }
 
 // input builds the decision input for a node: the node and its slot.

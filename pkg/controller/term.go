@@ -118,7 +118,7 @@ func (c *Controller) releaseSlot(ctx context.Context, node string) error {
 	if err := c.slotWritten(c.slots.Release(ctx, node)); err != nil {
 		return err
 	}
-	c.forgetTake(node)
+	c.own.slotReleased(node)
 	klog.FromContext(ctx).V(2).Info("Slot released", "node", node)
 	c.admission.Add(admissionKey)
 	return nil

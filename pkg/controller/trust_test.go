@@ -155,8 +155,23 @@ func TestStaleVersionAfterTheTakeKeepsTheSlot(t *testing.T) {
 	if err := c.take(ctx, before); err != nil {
 		t.Fatal(err)
 	}
+	// While the cache shows the version the take was decided on, the
+	// reconciler decides nothing (a write would be refused, or refuse the
+	// take); the take's watch event requeues the node.
+	f.ClearActions()
+	if err := c.syncHandler(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range f.Actions() {
+		if v := a.GetVerb(); v != "get" && v != "list" && v != "watch" {
+			t.Fatalf("%s %s while the take is in flight", v, a.GetResource().Resource)
+		}
+	}
+	if c.admission.Len() != 0 {
+		t.Fatal("the node was decided on (Queue) while the take is in flight")
+	}
 	taken, _ := f.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
-	c.observe(taken) // the informer saw the take; the cache still holds the older version
+	c.own.seen(taken) // the informer saw the take; the cache still holds the older version
 	if err := c.syncHandler(ctx, "n1"); err != nil {
 		t.Fatal(err)
 	}
