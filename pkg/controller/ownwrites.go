@@ -84,6 +84,17 @@ func (o *ownWrites) tidy(node string) {
 	}
 }
 
+// change applies f to the node's record, if there is one, and drops the
+// record once it remembers nothing.
+func (o *ownWrites) change(node string, f func(r *ownWrite)) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if r, ok := o.nodes[node]; ok {
+		f(r)
+		o.tidy(node)
+	}
+}
+
 // beginTake records a take decided on n: from now on it may land. The
 // node counts as out and is not decided on until the cache shows a later
 // version of it, and only such a version can give its slot back.
@@ -97,12 +108,7 @@ func (o *ownWrites) beginTake(n *v1.Node) {
 // takeRefused drops the take in flight on node: it did not land. Its
 // version stays until the slot is given back (slotReleased).
 func (o *ownWrites) takeRefused(node string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if r, ok := o.nodes[node]; ok {
-		r.inFlight = false
-		o.tidy(node)
-	}
+	o.change(node, func(r *ownWrite) { r.inFlight = false })
 }
 
 // wrote records the version rv of a write to node that landed: the node is
@@ -120,12 +126,7 @@ func (o *ownWrites) wrote(node, rv string) {
 
 // seen is told that the cache shows n: a take it moved past has landed.
 func (o *ownWrites) seen(n *v1.Node) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if r, ok := o.nodes[n.Name]; ok {
-		r.see(n.ResourceVersion)
-		o.tidy(n.Name)
-	}
+	o.change(n.Name, func(r *ownWrite) { r.see(n.ResourceVersion) })
 }
 
 // see drops the take in flight once cached (the cache's version of the
@@ -218,12 +219,7 @@ func (o *ownWrites) pastTake(n *v1.Node) bool {
 
 // slotReleased forgets the take of node once its slot is given back.
 func (o *ownWrites) slotReleased(node string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if r, ok := o.nodes[node]; ok {
-		r.holds = false
-		o.tidy(node)
-	}
+	o.change(node, func(r *ownWrite) { r.holds = false })
 }
 
 // forget drops everything remembered about a node that is gone.
