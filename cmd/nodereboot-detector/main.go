@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				return err
 			}
-			client, err := kubeclient.New(restCfg)
+			client, err := kubeclient.New(restCfg, contract.DetectorComponent)
 			if err != nil {
 				return err
 			}

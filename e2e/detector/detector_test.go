@@ -241,6 +241,15 @@ func TestDetector(t *testing.T) {
 		if r := nodesim.ReadyCondition(n); r == nil || r.Status != corev1.ConditionTrue {
 			t.Fatalf("the node's Ready condition was disturbed: %+v", r)
 		}
+		// The condition's writer is named in managedFields, on the status
+		// subresource.
+		managed := false
+		for _, f := range n.ManagedFields {
+			managed = managed || (f.Manager == contract.DetectorComponent && f.Subresource == "status")
+		}
+		if !managed {
+			t.Errorf("no managedFields entry of %s on status: %+v", contract.DetectorComponent, n.ManagedFields)
+		}
 		waitEvent(ctx, t, c.Client, node, contract.ReasonRebootRequired, "linux-image-6.1.0-30-amd64")
 		if got := scrape(t, metrics, "nodereboot_detector_reboot_required"); got != 1 {
 			t.Errorf("nodereboot_detector_reboot_required = %v, want 1", got)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/nodereboot/nodereboot/e2e/framework"
 	"github.com/nodereboot/nodereboot/e2e/nodesim"
+	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/detector"
 	"github.com/nodereboot/nodereboot/pkg/detector/options"
 	"github.com/nodereboot/nodereboot/pkg/kubeclient"
@@ -213,7 +214,7 @@ func (h *Harness) runDetector(ctx context.Context, n *nodesim.Node) {
 	cfg, err := c.RESTConfig()
 	if err == nil {
 		var client *kubeclient.Client
-		if client, err = kubeclient.New(cfg); err == nil {
+		if client, err = kubeclient.New(cfg, contract.DetectorComponent); err == nil {
 			var d *detector.Detector
 			dc := c.Detector
 			dc.Client = client

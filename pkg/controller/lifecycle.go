@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
+	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
 )
 
@@ -33,7 +34,7 @@ func (c *Controller) writeLifecycle(ctx context.Context, n *v1.Node, in decide.I
 	if err != nil {
 		return nil, err
 	}
-	written, err := c.client.CoreV1().Nodes().Patch(ctx, n.Name, types.StrategicMergePatchType, data, metav1.PatchOptions{}, "status")
+	written, err := c.client.CoreV1().Nodes().Patch(ctx, n.Name, types.StrategicMergePatchType, data, metav1.PatchOptions{FieldManager: contract.ControllerComponent}, "status")
 	switch {
 	case apierrors.IsNotFound(err):
 		return n, nil

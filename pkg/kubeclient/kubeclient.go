@@ -31,11 +31,14 @@ type Client struct {
 	rest   rest.Interface
 	scheme *runtime.Scheme
 	params runtime.ParameterCodec
+	// fieldManager names the client's writes in managedFields.
+	fieldManager string
 }
 
 // New is a Client for cfg (its host, credentials, QPS and burst; the group
-// version, API path and serializer are set here).
-func New(cfg *rest.Config) (*Client, error) {
+// version, API path and serializer are set here) whose writes are recorded
+// under fieldManager.
+func New(cfg *rest.Config, fieldManager string) (*Client, error) {
 	s := NewScheme()
 	c := rest.CopyConfig(cfg)
 	gv := corev1.SchemeGroupVersion
@@ -49,7 +52,7 @@ func New(cfg *rest.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{rest: rc, scheme: s, params: runtime.NewParameterCodec(s)}, nil
+	return &Client{rest: rc, scheme: s, params: runtime.NewParameterCodec(s), fieldManager: fieldManager}, nil
 }
 
 // Scheme is the client's scheme (core/v1), for an event recorder.
@@ -93,7 +96,8 @@ func (c *Client) NodeListWatch(fieldSelector string) cache.ListerWatcher {
 // PatchNode patches a node, or one of its subresources ("status").
 func (c *Client) PatchNode(ctx context.Context, name string, pt types.PatchType, data []byte, subresources ...string) (*corev1.Node, error) {
 	result := &corev1.Node{}
-	err := c.rest.Patch(pt).Resource("nodes").Name(name).SubResource(subresources...).Body(data).Do(ctx).Into(result)
+	err := c.rest.Patch(pt).Resource("nodes").Name(name).SubResource(subresources...).
+		VersionedParams(&metav1.PatchOptions{FieldManager: c.fieldManager}, c.params).Body(data).Do(ctx).Into(result)
 	return result, err
 }
 

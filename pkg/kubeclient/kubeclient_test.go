@@ -45,7 +45,7 @@ func (f *fakeAPI) start(t *testing.T, reply func(r *http.Request) any) *Client {
 		_ = json.NewEncoder(w).Encode(reply(r))
 	}))
 	t.Cleanup(srv.Close)
-	c, err := New(&rest.Config{Host: srv.URL})
+	c, err := New(&rest.Config{Host: srv.URL}, "test-manager")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestPatchNodeStatus(t *testing.T) {
 	if err != nil || n.Name != "n1" || n.ResourceVersion != "9" {
 		t.Fatalf("patch: %v %+v", err, n)
 	}
-	want := request{http.MethodPatch, "/api/v1/nodes/n1/status", "", string(types.StrategicMergePatchType), `{"status":{}}`}
+	want := request{http.MethodPatch, "/api/v1/nodes/n1/status", "fieldManager=test-manager", string(types.StrategicMergePatchType), `{"status":{}}`}
 	if got := f.last(); got != want {
 		t.Fatalf("request %+v, want %+v", got, want)
 	}
