@@ -85,16 +85,31 @@ func (c *Controller) releasePods(ctx context.Context, state string, in *decide.I
 
 // endDrain forgets the drain of a node that is not (or no longer) draining.
 // A drain that ends with a write ends here once the cache shows the write.
-// The node's pods stay watched while the release gate reads them.
+// The node's pods stay watched while the release gate will read them: from
+// the drain through the reboot (Authorized) to the release (Rebooted), so
+// that the gate reads the pods of a rebooted node from a watch that is
+// already listed, instead of waiting for a new list on the release path.
 func (c *Controller) endDrain(node, state string) {
 	if state == string(contract.StateDraining) {
 		return
 	}
 	c.drainer.Forget(node)
-	if state != string(contract.StateRebooted) || !c.watchesReleasePods() {
+	if !c.keepsPodWatch(state) {
 		c.pods.Stop(node)
 	}
 	c.setAuthBlock(node, nil)
+}
+
+// keepsPodWatch reports whether the pod watch of a node in state (not
+// Draining) is kept: the release gate reads the DaemonSet pods and the node
+// is on its way to the gate (Authorized) or at it (Rebooted). At most the
+// nodes out (--max-concurrent) are watched, as while they drain.
+func (c *Controller) keepsPodWatch(state string) bool {
+	switch contract.State(state) {
+	case contract.StateAuthorized, contract.StateRebooted:
+		return c.watchesReleasePods()
+	}
+	return false
 }
 
 // drainAndDecide carries out a Drain decision: one drain pass, then the
