@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -152,8 +151,8 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 		clock:        clk,
 		cfg:          cfg,
 		metrics:      metrics,
-		queue:        newQueue(clk, "nodereboot"),
-		admission:    newQueue(clk, "nodereboot-admission"),
+		queue:        newQueue(clk, "nodereboot", outFirst(nodeInformer.Lister())),
+		admission:    newQueue(clk, "nodereboot-admission", nil),
 		own:          newOwnWrites(),
 		takes:        keymutex.NewHashed(32),
 		queued:       map[string]bool{},
@@ -336,19 +335,3 @@ func processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[str
 	q.Forget(key)
 	return true
 }
-
-// newQueue is a queue on clk: per-item exponential backoff (5 ms to
-// 2 min) under an overall rate limit, as client-go's default controller
-// rate limiter.
-func newQueue(clk clock.WithTicker, name string) workqueue.TypedRateLimitingInterface[string] {
-	return workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.NewTypedMaxOfRateLimiter(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 2*time.Minute),
-			&workqueue.TypedBucketRateLimiter[string]{Limiter: newLimiter()},
-		),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: name, Clock: clk})
-}
-
-// newLimiter bounds the overall retry rate of the queue (10 per second,
-// bursts of 100), as client-go's default controller rate limiter does.
-func newLimiter() *rate.Limiter { return rate.NewLimiter(rate.Limit(10), 100) }
