@@ -19,7 +19,8 @@ import (
 // map lookup per draining node and nothing else. The deletion of a budget
 // that blocked a pod makes the pod due too. requeue is also called for a
 // node whose pod waited for its budget's eviction turn when that turn frees
-// (turns.go).
+// (turns.go), which a status update recording an eviction on the wire may
+// do.
 func (d *Drainer) BudgetHandler(requeue func(node string)) cache.ResourceEventHandler {
 	d.turns.setWake(requeue)
 	wake := func(pdb *policyv1.PodDisruptionBudget) {
@@ -31,7 +32,11 @@ func (d *Drainer) BudgetHandler(requeue func(node string)) cache.ResourceEventHa
 		UpdateFunc: func(oldObj, newObj any) {
 			o, ok1 := oldObj.(*policyv1.PodDisruptionBudget)
 			n, ok2 := newObj.(*policyv1.PodDisruptionBudget)
-			if !ok1 || !ok2 || n.Status.DisruptionsAllowed <= 0 || equality.Semantic.DeepEqual(o.Status, n.Status) {
+			if !ok1 || !ok2 {
+				return
+			}
+			d.turns.recorded(n)
+			if n.Status.DisruptionsAllowed <= 0 || equality.Semantic.DeepEqual(o.Status, n.Status) {
 				return
 			}
 			wake(n)

@@ -260,7 +260,7 @@ func TestOneEvictionAtATimePerBudget(t *testing.T) {
 	r := newBudgetRig(t, webPDB("10", 5))
 	r.ev.respond = nil
 	ctx := context.Background()
-	release, ok := r.d.turns.tryTake([]string{"default/web"}, "other-node") // another node's eviction in flight
+	release, _, ok := r.d.turns.tryTake(holding(r.clk.Now(), "other-node", "default/web")) // another node's eviction in flight
 	if !ok {
 		t.Fatal("turn not given")
 	}
@@ -270,7 +270,7 @@ func TestOneEvictionAtATimePerBudget(t *testing.T) {
 		t.Fatalf("while the budget's turn is taken: %d attempts, status %+v; want none sent, 1 pending", r.attempts, st)
 	}
 	if !st.RetryAt.Equal(r.clk.Now().Add(5 * time.Second)) {
-		t.Errorf("retry at %v, want the RetryDelay fallback", st.RetryAt)
+		t.Errorf("retry at %v, want the RetryDelay fallback (nobody changed the budget: the turn does not lapse)", st.RetryAt)
 	}
 	release()
 	if len(r.requeued) != 1 || r.requeued[0] != nodeName {
@@ -281,9 +281,43 @@ func TestOneEvictionAtATimePerBudget(t *testing.T) {
 		t.Fatalf("after the turn freed: %d attempts, status %+v; want the eviction sent and accepted", r.attempts, st)
 	}
 	// The node's own pass gave its turn back.
-	if release, ok := r.d.turns.tryTake([]string{"default/web"}, "other-node"); !ok {
+	if release, _, ok := r.d.turns.tryTake(holding(r.clk.Now(), "other-node", "default/web")); !ok {
 		t.Fatal("turn still held after the pass")
 	} else {
 		release()
+	}
+}
+
+// TestTurnFreedByTheBudgetsRecord: another node's eviction under the budget
+// is on the wire; the budget's informer delivers a status that names its pod
+// as disrupted (the API server updated the budget and only deletes the pod
+// now): the waiting node is requeued and its pod evicted at once, before
+// the other request is answered.
+func TestTurnFreedByTheBudgetsRecord(t *testing.T) {
+	r := newBudgetRig(t, webPDB("10", 5))
+	r.ev.respond = nil
+	ctx := context.Background()
+	release, _, ok := r.d.turns.tryTake(&turn{node: "other-node", pod: "web-other", since: r.clk.Now(),
+		versions: map[string]string{"default/web": "10"}, listed: map[string]bool{}})
+	if !ok {
+		t.Fatal("turn not given")
+	}
+	defer release()
+	pods := []*v1.Pod{pod("web-1")}
+	if st := r.d.Pass(ctx, nodeName, pods); r.attempts != 0 || st.Pending != 1 {
+		t.Fatalf("while the budget's turn is taken: %d attempts, status %+v", r.attempts, st)
+	}
+	old, _, _ := r.idx.GetByKey("default/web")
+	n := webPDB("11", 4)
+	n.Status.DisruptedPods = map[string]metav1.Time{"web-other": metav1.NewTime(r.clk.Now())}
+	if err := r.idx.Update(n); err != nil {
+		t.Fatal(err)
+	}
+	r.handler.OnUpdate(old, n)
+	if len(r.requeued) != 1 || r.requeued[0] != nodeName {
+		t.Fatalf("requeued %v when the budget recorded the other eviction, want [%s]", r.requeued, nodeName)
+	}
+	if st := r.d.Pass(ctx, nodeName, pods); r.attempts != 1 || st.Evicted != 1 {
+		t.Fatalf("after the record: %d attempts, status %+v; want the eviction sent and accepted", r.attempts, st)
 	}
 }

@@ -86,13 +86,18 @@ func (d *Drainer) budgets(p *v1.Pod) []string {
 }
 
 // budgetVersions maps the budgets matching the pod to their cached
-// resourceVersion.
-func (d *Drainer) budgetVersions(p *v1.Pod) map[string]string {
-	m := map[string]string{}
+// resourceVersion; listed names those whose cached status already lists a
+// pod of its name as disrupted.
+func (d *Drainer) budgetVersions(p *v1.Pod) (versions map[string]string, listed map[string]bool) {
+	versions, listed = map[string]string{}, map[string]bool{}
 	for _, pdb := range d.matching(p) {
-		m[pdb.Namespace+"/"+pdb.Name] = pdb.ResourceVersion
+		key := pdb.Namespace + "/" + pdb.Name
+		versions[key] = pdb.ResourceVersion
+		if _, ok := pdb.Status.DisruptedPods[p.Name]; ok {
+			listed[key] = true
+		}
 	}
-	return m
+	return versions, listed
 }
 
 // refused records a refused or failed eviction and returns when the pod is

@@ -3,8 +3,6 @@ package drain
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"sort"
 	"time"
 
@@ -110,13 +108,17 @@ func (d *Drainer) passPod(ctx context.Context, node string, st *nodeState, p *v1
 	// The budgets' versions before the request (a status change after
 	// them may come while it is on the wire); their names are the turns
 	// to take: one eviction at a time per budget (turns.go), a node whose
-	// turn is taken requeued when it frees, or after RetryDelay.
-	before := d.budgetVersions(p)
-	release, ok := d.turns.tryTake(slices.Sorted(maps.Keys(before)), node)
+	// turn is taken requeued when it frees, when it lapses, or after
+	// RetryDelay.
+	before, listed := d.budgetVersions(p)
+	release, lapses, ok := d.turns.tryTake(&turn{node: node, pod: p.Name, since: d.clock.Now(), versions: before, listed: listed})
 	if !ok {
 		l.why = "waiting for its turn: one eviction at a time per PodDisruptionBudget"
 		if d.opts.RetryDelay > 0 {
 			retryAt = now.Add(d.opts.RetryDelay)
+		}
+		if !lapses.IsZero() && (retryAt.IsZero() || lapses.Before(retryAt)) {
+			retryAt = lapses
 		}
 		return l, retryAt, true
 	}

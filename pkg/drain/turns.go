@@ -1,9 +1,29 @@
 package drain
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"sync"
+	"time"
+
+	policyv1 "k8s.io/api/policy/v1"
 )
+
+// TurnLease is how long an eviction request holds its budgets' turns alone
+// once somebody else changed the budget's status while it was on the wire:
+// a request still on the wire after it has most likely lost the race with
+// that change and sleeps in the API server's 500 ms EvictionsRetry (during
+// which it does not touch the budget), and one more request under the
+// budget may go. Answered evictions take tens of milliseconds (under 300 ms
+// in the benchmark's audit logs on a loaded machine; a lost race, 450 ms at
+// least).
+const TurnLease = 300 * time.Millisecond
+
+// maxPerBudget is how many eviction requests under one budget may be on the
+// wire at once: one, and a second once the first outlasted TurnLease. More
+// would only pile onto an API server that answers slowly.
+const maxPerBudget = 2
 
 // budgetTurns gives the eviction requests of pods under the same
 // PodDisruptionBudget one turn at a time, across every node being drained,
@@ -18,56 +38,155 @@ import (
 // one budget made evictions take up to 1.7 s in the API server; one request
 // at a time per budget takes tens of milliseconds each. Pods that no budget
 // covers need no turn: their eviction writes no budget.
+//
+// A turn frees when its request is answered, or earlier when it no longer
+// protects anything: once the budget's status records the evicted pod (the
+// API server made its update and only deletes the pod now; see recorded),
+// or once the request outlasted TurnLease after a change of the budget by
+// somebody else (it sleeps after losing the race with that change, typically
+// the disruption controller's own status update, and would otherwise hold
+// every other node's eviction for 500 ms).
 type budgetTurns struct {
-	mu      sync.Mutex
-	held    map[string]bool            // budget (namespace/name) → a request under it is on the wire
+	mu sync.Mutex
+	// held: budget (namespace/name) → the requests under it on the wire
+	// that hold its turn (at most maxPerBudget).
+	held    map[string][]*turn
 	waiters map[string]map[string]bool // budget → nodes to requeue when its turn frees
 	// wake requeues a node (set by Drainer.BudgetHandler; nil: nobody is
 	// woken, and the drain's RetryDelay bounds the wait).
 	wake func(node string)
 }
 
-// tryTake takes the turn of every budget in keys for node, or none of them:
-// if one is held, node is remembered as waiting for it and ok is false.
+// turn is one eviction request's hold on the turns of its pod's budgets.
+type turn struct {
+	node  string
+	pod   string    // the pod's name: its key in a budget's status.disruptedPods
+	since time.Time // when the turn was taken (the request sent)
+	// versions are the budgets' resourceVersions read before the request;
+	// listed, those whose status already named the pod then (a former pod
+	// of the same name): their record cannot be told from this request's.
+	versions map[string]string
+	listed   map[string]bool
+	// raced are the budgets whose status changed, not recording the pod,
+	// while the request was on the wire (guarded by budgetTurns.mu).
+	raced map[string]bool
+}
+
+// tryTake takes the turn of every budget in tn.versions, or none of them:
+// if one is held, tn's node is remembered as waiting for it, ok is false,
+// and at is when that turn lapses (zero: only its release frees it).
 // release gives the turns back and wakes the nodes that waited for them.
-func (t *budgetTurns) tryTake(keys []string, node string) (release func(), ok bool) {
+func (t *budgetTurns) tryTake(tn *turn) (release func(), at time.Time, ok bool) {
+	keys := slices.Sorted(maps.Keys(tn.versions))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range keys {
-		if t.held[k] {
+		if free, lapses := turnFree(t.held[k], k, tn.since); !free {
 			if t.waiters == nil {
 				t.waiters = map[string]map[string]bool{}
 			}
 			if t.waiters[k] == nil {
 				t.waiters[k] = map[string]bool{}
 			}
-			t.waiters[k][node] = true
-			return nil, false
+			t.waiters[k][tn.node] = true
+			return nil, lapses, false
 		}
 	}
 	if t.held == nil {
-		t.held = map[string]bool{}
+		t.held = map[string][]*turn{}
 	}
 	for _, k := range keys {
-		t.held[k] = true
+		t.held[k] = append(t.held[k], tn)
+		delete(t.waiters[k], tn.node) // no longer waits for it
 	}
-	return func() { t.release(keys) }, true
+	return func() { t.release(tn, keys) }, time.Time{}, true
 }
 
-// release frees the turns of keys and wakes, once each, the nodes that
-// waited for any of them.
-func (t *budgetTurns) release(keys []string) {
+// turnFree reports whether budget k, whose turn the requests hs hold, can
+// take one more at now, and else when it can (zero: at a release, or at the
+// next change of the budget).
+func turnFree(hs []*turn, k string, now time.Time) (bool, time.Time) {
+	switch {
+	case len(hs) == 0:
+		return true, time.Time{}
+	case len(hs) >= maxPerBudget, !hs[len(hs)-1].raced[k]:
+		return false, time.Time{}
+	}
+	lapses := hs[len(hs)-1].since.Add(TurnLease)
+	if !now.Before(lapses) {
+		return true, time.Time{}
+	}
+	return false, lapses
+}
+
+// release frees tn's turns of keys (those it still holds) and wakes, once
+// each, the nodes that waited for any of them.
+func (t *budgetTurns) release(tn *turn, keys []string) {
 	t.mu.Lock()
 	woken := map[string]bool{}
 	for _, k := range keys {
-		delete(t.held, k)
-		for node := range t.waiters[k] {
-			woken[node] = true
-		}
-		delete(t.waiters, k)
+		t.drop(k, tn, woken)
 	}
 	wake := t.wake
 	t.mu.Unlock()
+	wakeSorted(wake, woken)
+}
+
+// recorded looks at a new version of pdb for the requests that hold its
+// turn. One whose eviction the status records (the pod named in
+// status.disruptedPods at a version other than the one read before the
+// request) gives the turn back: the API server has made the request's
+// update of the budget and only deletes the pod, so the next eviction under
+// the budget reads the budget after it and cannot race it. For the others
+// the budget changed under them: they may lose the race (see TurnLease),
+// and a waiting node is woken to look again when the lease ends.
+func (t *budgetTurns) recorded(pdb *policyv1.PodDisruptionBudget) {
+	key := pdb.Namespace + "/" + pdb.Name
+	t.mu.Lock()
+	woken := map[string]bool{}
+	for _, tn := range slices.Clone(t.held[key]) {
+		if tn.versions[key] == pdb.ResourceVersion {
+			continue
+		}
+		if _, listed := pdb.Status.DisruptedPods[tn.pod]; listed && !tn.listed[key] {
+			t.drop(key, tn, woken)
+			continue
+		}
+		if !tn.raced[key] {
+			if tn.raced == nil {
+				tn.raced = map[string]bool{}
+			}
+			tn.raced[key] = true
+			for node := range t.waiters[key] {
+				woken[node] = true // to learn when the turn lapses
+			}
+		}
+	}
+	wake := t.wake
+	t.mu.Unlock()
+	wakeSorted(wake, woken)
+}
+
+// drop removes tn from the holders of k's turn, if it is one, and adds k's
+// waiters to woken; t.mu is held.
+func (t *budgetTurns) drop(k string, tn *turn, woken map[string]bool) {
+	hs := t.held[k]
+	i := slices.Index(hs, tn)
+	if i < 0 {
+		return
+	}
+	if hs = slices.Delete(hs, i, i+1); len(hs) == 0 {
+		delete(t.held, k)
+	} else {
+		t.held[k] = hs
+	}
+	for node := range t.waiters[k] {
+		woken[node] = true
+	}
+	delete(t.waiters, k)
+}
+
+func wakeSorted(wake func(string), woken map[string]bool) {
 	if wake == nil {
 		return
 	}
