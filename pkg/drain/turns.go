@@ -15,9 +15,10 @@ import (
 // a request still on the wire after it has most likely lost the race with
 // that change and sleeps in the API server's 500 ms EvictionsRetry (during
 // which it does not touch the budget), and one more request under the
-// budget may go. Answered evictions take tens of milliseconds (under 300 ms
-// in the benchmark's audit logs on a loaded machine; a lost race, 450 ms at
-// least).
+// budget may go. Answered evictions take tens of milliseconds (rarely more
+// than 300 ms in the benchmark's audit logs on a loaded machine); a lost
+// race, 450 ms at least (the 500 ms sleep less its 10 % jitter). A request
+// that is only slow and loses its turn this way costs one race at worst.
 const TurnLease = 300 * time.Millisecond
 
 // maxPerBudget is how many eviction requests under one budget may be on the
