@@ -274,15 +274,25 @@ func waitRebootedOnce(ctx context.Context, h *harness.Harness, rec *recorder) er
 
 // 5a. Steady state: no reboots; requests per node per hour by client.
 func benchSteady(ctx context.Context, cfg config, res *Results) (err error) {
+	probe, err := freeAddr()
+	if err != nil {
+		return err
+	}
 	h, rec, stop, err := setup(ctx, cfg, harness.Config{
 		Cluster: framework.Options{Nodes: cfg.steadyNodes}, Detectors: true,
-		ControllerReplicas: 1, ControllerArgs: controllerArgs(1),
+		ControllerReplicas: 1, ControllerArgs: controllerArgs(1, "--health-probe-bind-address="+probe),
 	})
 	if err != nil {
 		return err
 	}
 	defer stop(&err)
 	if err := waitAll(ctx, h, rec, hasCondition(corev1.ConditionFalse)); err != nil {
+		return err
+	}
+	// Steady state starts once the leader runs: its /readyz answers after
+	// leadership, the caches and the slot record's term (three requests
+	// once per start, not load per node).
+	if err := waitReady(ctx, "http://"+probe+"/readyz"); err != nil {
 		return err
 	}
 	ctrlPid := h.Controllers[0].Pid()
