@@ -289,9 +289,13 @@ func benchSteady(ctx context.Context, cfg config, res *Results) (err error) {
 	if err := waitAll(ctx, h, rec, hasCondition(corev1.ConditionFalse)); err != nil {
 		return err
 	}
-	// Steady state starts once the leader runs: its /readyz answers after
-	// leadership, the caches and the slot record's term (three requests
-	// once per start, not load per node).
+	// Steady state starts once the leader runs: leading (a standby's
+	// /readyz answers too), then its /readyz, which then waits for the
+	// caches and the slot record's term (three requests once per start,
+	// not load per node).
+	if _, err := h.LeaderProcess(ctx); err != nil {
+		return err
+	}
 	if err := waitReady(ctx, "http://"+probe+"/readyz"); err != nil {
 		return err
 	}
