@@ -78,8 +78,10 @@ func (l *leadership) onStartedLeading(lctx context.Context) {
 	l.startOnce.Do(func() {
 		l.started.Store(true)
 		defer close(l.workDone)
-		klog.FromContext(l.ctx).Info("Started leading", "identity", l.p.id)
+		// Leading before the log line says so: whoever reads the line and
+		// then asks /readyz gets the leader's answer.
 		l.p.leading.Store(true)
+		klog.FromContext(l.ctx).Info("Started leading", "identity", l.p.id)
 		l.p.metrics.IsLeader.Set(1)
 		wctx, wcancel := context.WithCancel(lctx)
 		defer wcancel()
