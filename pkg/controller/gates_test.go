@@ -22,6 +22,7 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/contract"
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
 	"github.com/nodereboot/nodereboot/pkg/gates"
+	"github.com/nodereboot/nodereboot/pkg/gates/window"
 )
 
 // waitEventWith waits for an event containing all the substrings.
@@ -93,7 +94,7 @@ func TestWindowOpensAtItsStart(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	clk := clocktesting.NewFakeClock(now)
 	open := now.Add(time.Hour)
-	w, err := gates.ParseWindow(nil, open.UTC().Format("15:04:05"), open.Add(time.Hour).UTC().Format("15:04:05"), "UTC")
+	w, err := window.Parse(nil, open.UTC().Format("15:04:05"), open.Add(time.Hour).UTC().Format("15:04:05"), "UTC")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestWindowOpensAtItsStart(t *testing.T) {
 // A window that closes while a node is in the pipeline: the node finishes,
 // no new node is taken.
 func TestClosedWindowLetsTheNodeInProgressFinish(t *testing.T) {
-	w, err := gates.ParseWindow(nil, time.Now().Add(2*time.Hour).UTC().Format("15:04"), time.Now().Add(3*time.Hour).UTC().Format("15:04"), "UTC")
+	w, err := window.Parse(nil, time.Now().Add(2*time.Hour).UTC().Format("15:04"), time.Now().Add(3*time.Hour).UTC().Format("15:04"), "UTC")
 	if err != nil {
 		t.Fatal(err)
 	}

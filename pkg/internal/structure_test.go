@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -104,4 +105,20 @@ func funcName(fn *ast.FuncDecl) string {
 		return id.Name + "." + fn.Name.Name
 	}
 	return fn.Name.Name
+}
+
+// The decisions are pure: pkg/controller/decide (and what it imports) links
+// no client-go, so that they are functions of what they are given, and the
+// reboot window they read lives in pkg/gates/window, not in pkg/gates with
+// its informers.
+func TestDecideLinksNoClientGo(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/nodereboot/nodereboot/pkg/controller/decide").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if strings.HasPrefix(p, "k8s.io/client-go/") || p == "github.com/nodereboot/nodereboot/pkg/gates" {
+			t.Errorf("pkg/controller/decide links %s", p)
+		}
+	}
 }

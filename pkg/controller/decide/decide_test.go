@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
-	"github.com/nodereboot/nodereboot/pkg/gates"
+	"github.com/nodereboot/nodereboot/pkg/gates/window"
 )
 
 var (
@@ -523,10 +523,10 @@ func TestTakePatch(t *testing.T) {
 	}
 }
 
-// window is a daily window in UTC.
-func window(t *testing.T, start, end string) *gates.Window {
+// mustWindow is a daily window in UTC.
+func mustWindow(t *testing.T, start, end string) *window.Window {
 	t.Helper()
-	w, err := gates.ParseWindow(nil, start, end, "UTC")
+	w, err := window.Parse(nil, start, end, "UTC")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,17 +564,17 @@ func TestAdmit(t *testing.T) {
 			cfg: withCfg(func(c *Config) { c.AllowUnhealthyCluster = true }), take: []string{"a"}},
 		{name: "NotReady without candidates is not reported", cl: Cluster{NotReady: []string{"x"}}},
 		{name: "outside the window: nobody, look again when it opens", cands: []Candidate{c("a", time.Hour)},
-			cfg:     withCfg(func(c *Config) { c.Window = window(t, "19:00", "20:00") }),
+			cfg:     withCfg(func(c *Config) { c.Window = mustWindow(t, "19:00", "20:00") }),
 			waiting: []string{"a"}, blocked: BlockedWindow, until: now.Add(time.Hour)},
 		{name: "inside the window", cands: []Candidate{c("a", time.Hour)},
-			cfg:  withCfg(func(c *Config) { c.Window = window(t, "17:00", "18:00:01") }),
+			cfg:  withCfg(func(c *Config) { c.Window = mustWindow(t, "17:00", "18:00:01") }),
 			take: []string{"a"}},
 		{name: "window without candidates is not reported",
-			cfg: withCfg(func(c *Config) { c.Window = window(t, "19:00", "20:00") })},
+			cfg: withCfg(func(c *Config) { c.Window = mustWindow(t, "19:00", "20:00") })},
 		{name: "several cluster blocks, sorted by reason; the earliest until", cands: []Candidate{c("a", time.Hour)},
 			cl: Cluster{NotReady: []string{"x"}, Blocks: []Block{
 				{Reason: BlockedPaused, Message: "paused"}, {Reason: BlockedAlerts, Message: "alerts", Until: now.Add(time.Minute)}}},
-			cfg:     withCfg(func(c *Config) { c.Window = window(t, "19:00", "20:00") }),
+			cfg:     withCfg(func(c *Config) { c.Window = mustWindow(t, "19:00", "20:00") }),
 			waiting: []string{"a"}, blocked: "ActiveAlerts,NodeNotReady,OutsideRebootWindow,Paused", until: now.Add(time.Minute)},
 		{name: "a node blocked by its own gate lets the next one go", cands: []Candidate{
 			{Name: "a", RequestTime: ago(time.Hour), Block: &Block{Reason: BlockedPods, Message: "pod x", Until: now.Add(time.Minute)}},

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/nodereboot/nodereboot/pkg/contract"
-	"github.com/nodereboot/nodereboot/pkg/gates"
+	"github.com/nodereboot/nodereboot/pkg/gates/window"
 )
 
 // DrainFailurePolicy is what happens to a node whose drain did not finish
@@ -86,7 +86,7 @@ type Config struct {
 	PoolLabel, PoolVersionLabel string
 	// Window is when nodes may be taken; nil: always. A node taken inside
 	// the window finishes after it closes.
-	Window *gates.Window
+	Window *window.Window
 	// DrainDelay is the wait between the cordon and the start of the
 	// drain (within DrainTimeout, which counts from the cordon).
 	DrainDelay time.Duration

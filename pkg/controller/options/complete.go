@@ -16,6 +16,7 @@ import (
 	"github.com/nodereboot/nodereboot/pkg/controller/decide"
 	"github.com/nodereboot/nodereboot/pkg/drain"
 	"github.com/nodereboot/nodereboot/pkg/gates"
+	"github.com/nodereboot/nodereboot/pkg/gates/window"
 	"github.com/nodereboot/nodereboot/pkg/notify"
 	"github.com/nodereboot/nodereboot/pkg/serving"
 )
@@ -190,14 +191,14 @@ func (o *Options) completeNodeLabels(d *decide.Config, errs *cli.FlagErrors) {
 }
 
 // windowFlags names the flag of each part of the reboot window.
-var windowFlags = map[string]string{gates.WindowDays: "reboot-days", gates.WindowStart: "start-time",
-	gates.WindowEnd: "end-time", gates.WindowZone: "time-zone"}
+var windowFlags = map[string]string{window.Days: "reboot-days", window.Start: "start-time",
+	window.End: "end-time", window.Zone: "time-zone"}
 
 // completeWindow parses the reboot window (nil: always open).
-func (o *Options) completeWindow(errs *cli.FlagErrors) *gates.Window {
-	win, err := gates.ParseWindow(o.RebootDays, o.StartTime, o.EndTime, o.TimeZone)
+func (o *Options) completeWindow(errs *cli.FlagErrors) *window.Window {
+	win, err := window.Parse(o.RebootDays, o.StartTime, o.EndTime, o.TimeZone)
 	if err != nil {
-		var we *gates.WindowError
+		var we *window.Error
 		flag := "reboot-days"
 		if errors.As(err, &we) {
 			flag = windowFlags[we.Flag]

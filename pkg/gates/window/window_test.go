@@ -1,4 +1,4 @@
-package gates
+package window
 
 import (
 	"errors"
@@ -17,7 +17,7 @@ func mustZone(t *testing.T, name string) *time.Location {
 
 func mustWindow(t *testing.T, days []string, start, end, zone string) *Window {
 	t.Helper()
-	w, err := ParseWindow(days, start, end, zone)
+	w, err := Parse(days, start, end, zone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,31 +30,31 @@ func TestParseWindowErrorsNameTheSetting(t *testing.T) {
 		start, end, zone string
 		flag             string
 	}{
-		{[]string{"mo", "funday"}, "00:00", "24:00", "UTC", WindowDays},
-		{nil, "25:00", "24:00", "UTC", WindowStart},
-		{nil, "24:00", "23:00", "UTC", WindowStart},
-		{nil, "3pm", "23:00", "UTC", WindowStart},
-		{nil, "12:60", "23:00", "UTC", WindowStart},
-		{nil, "12", "23:00", "UTC", WindowStart},
-		{nil, "12:00:00:00", "23:00", "UTC", WindowStart},
-		{nil, "-1:00", "23:00", "UTC", WindowStart},
-		{nil, "01:00", "24:01", "UTC", WindowEnd},
-		{nil, "01:00", "", "UTC", WindowEnd},
-		{nil, "03:00", "03:00", "UTC", WindowEnd},
-		{nil, "00:00", "24:00", "Mars/Olympus_Mons", WindowZone},
-		{nil, "00:00", "24:00", "", WindowZone},
+		{[]string{"mo", "funday"}, "00:00", "24:00", "UTC", Days},
+		{nil, "25:00", "24:00", "UTC", Start},
+		{nil, "24:00", "23:00", "UTC", Start},
+		{nil, "3pm", "23:00", "UTC", Start},
+		{nil, "12:60", "23:00", "UTC", Start},
+		{nil, "12", "23:00", "UTC", Start},
+		{nil, "12:00:00:00", "23:00", "UTC", Start},
+		{nil, "-1:00", "23:00", "UTC", Start},
+		{nil, "01:00", "24:01", "UTC", End},
+		{nil, "01:00", "", "UTC", End},
+		{nil, "03:00", "03:00", "UTC", End},
+		{nil, "00:00", "24:00", "Mars/Olympus_Mons", Zone},
+		{nil, "00:00", "24:00", "", Zone},
 	} {
-		_, err := ParseWindow(tc.days, tc.start, tc.end, tc.zone)
-		var we *WindowError
+		_, err := Parse(tc.days, tc.start, tc.end, tc.zone)
+		var we *Error
 		if !errors.As(err, &we) || we.Flag != tc.flag {
-			t.Errorf("ParseWindow(%v, %q, %q, %q) = %v, want an error about %s", tc.days, tc.start, tc.end, tc.zone, err, tc.flag)
+			t.Errorf("Parse(%v, %q, %q, %q) = %v, want an error about %s", tc.days, tc.start, tc.end, tc.zone, err, tc.flag)
 		}
 	}
 }
 
 func TestParseWindowAlwaysOpenIsNil(t *testing.T) {
 	for _, days := range [][]string{nil, {"su", "mo", "tu", "we", "th", "fr", "sa"}} {
-		w, err := ParseWindow(days, "00:00", "24:00", "Europe/Berlin")
+		w, err := Parse(days, "00:00", "24:00", "Europe/Berlin")
 		if err != nil || w != nil {
 			t.Errorf("%v: %v, %v; want nil, nil", days, w, err)
 		}

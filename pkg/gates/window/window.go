@@ -1,4 +1,7 @@
-package gates
+// Package window is the reboot window: weekly days and wall-clock hours in a
+// time zone (--reboot-days, --start-time, --end-time, --time-zone). Pure: the
+// decisions (pkg/controller/decide) use it without linking client-go.
+package window
 
 import (
 	"fmt"
@@ -11,7 +14,7 @@ import (
 // clock time of its zone and lasts until the next end time, which is on
 // the following day when the end is not after the start (a window that
 // crosses midnight belongs to the day it opens on). The zero of a Window is
-// not valid: use ParseWindow.
+// not valid: use Parse.
 //
 // Daylight saving time: the window opens at the first instant whose wall
 // clock on that day reads the start time or later, and closes at the first
@@ -39,30 +42,30 @@ func parseDay(s string) (time.Weekday, bool) {
 	return 0, false
 }
 
-// WindowError is a ParseWindow error; Flag names the setting at fault
+// Error is a Parse error; Flag names the setting at fault
 // (days, start, end or zone).
-type WindowError struct {
+type Error struct {
 	Flag string
 	Err  error
 }
 
-func (e *WindowError) Error() string { return e.Err.Error() }
+func (e *Error) Error() string { return e.Err.Error() }
 
-// Window settings, the Flag of a WindowError.
+// Window settings, the Flag of an Error.
 const (
-	WindowDays  = "days"
-	WindowStart = "start"
-	WindowEnd   = "end"
-	WindowZone  = "zone"
+	Days  = "days"
+	Start = "start"
+	End   = "end"
+	Zone  = "zone"
 )
 
-// ParseWindow builds a window from its settings: days is a list of week
+// Parse builds a window from its settings: days is a list of week
 // days (su, mo, … or sun, mon, … or sunday, monday, …; case does not
 // matter; empty means every day), start and end are wall clock times
 // HH:MM or HH:MM:SS (end may be 24:00), zone an IANA time zone name (or
 // "UTC", or "Local"). It returns nil, nil for a window that is always open
 // (every day, 00:00 to 24:00).
-func ParseWindow(days []string, start, end, zone string) (*Window, error) {
+func Parse(days []string, start, end, zone string) (*Window, error) {
 	w := &Window{}
 	if len(days) == 0 {
 		for i := range w.days {
@@ -73,7 +76,7 @@ func ParseWindow(days []string, start, end, zone string) (*Window, error) {
 	for _, d := range days {
 		wd, ok := parseDay(d)
 		if !ok {
-			return nil, &WindowError{WindowDays, fmt.Errorf("unknown day %q: want su, mo, tu, we, th, fr, sa (or sun…sat, or sunday…saturday)", d)}
+			return nil, &Error{Days, fmt.Errorf("unknown day %q: want su, mo, tu, we, th, fr, sa (or sun…sat, or sunday…saturday)", d)}
 		}
 		if !w.days[wd] {
 			names = append(names, strings.ToLower(wd.String()[:2]))
@@ -82,21 +85,21 @@ func ParseWindow(days []string, start, end, zone string) (*Window, error) {
 	}
 	var err error
 	if w.start, err = parseClock(start, false); err != nil {
-		return nil, &WindowError{WindowStart, err}
+		return nil, &Error{Start, err}
 	}
 	if w.end, err = parseClock(end, true); err != nil {
-		return nil, &WindowError{WindowEnd, err}
+		return nil, &Error{End, err}
 	}
 	if w.end%86400 == w.start {
 		if w.end != 86400 || w.start != 0 {
-			return nil, &WindowError{WindowEnd, fmt.Errorf("end time %s equals the start time: a window has a length", end)}
+			return nil, &Error{End, fmt.Errorf("end time %s equals the start time: a window has a length", end)}
 		}
 	}
 	if w.loc, err = time.LoadLocation(zone); err != nil || zone == "" {
 		if err == nil {
 			err = fmt.Errorf("empty")
 		}
-		return nil, &WindowError{WindowZone, fmt.Errorf("unknown time zone %q (want an IANA name such as Europe/Berlin, or UTC): %v", zone, err)}
+		return nil, &Error{Zone, fmt.Errorf("unknown time zone %q (want an IANA name such as Europe/Berlin, or UTC): %v", zone, err)}
 	}
 	all := true
 	for _, on := range w.days {
