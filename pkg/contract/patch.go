@@ -1,6 +1,10 @@
 package contract
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	v1 "k8s.io/api/core/v1"
+)
 
 // Patch is a change of an object's annotations and labels (and of a Node's
 // spec.unschedulable), written as one JSON merge patch. It is the one
@@ -43,4 +47,19 @@ func (p *Patch) SetLabel(k string, v *string) {
 		p.Labels = map[string]*string{}
 	}
 	p.Labels[k] = v
+}
+
+// ConditionsPatch renders node conditions as a strategic-merge patch of
+// nodes/status: conditions merge by type, so the node's other conditions are
+// left as they are (as node-problem-detector writes its conditions). A
+// resourceVersion, when not empty, makes the API server refuse the patch if
+// the node changed since that version. It is the one renderer of the
+// condition writes of the detector (RebootRequired) and the controller (the
+// lifecycle conditions).
+func ConditionsPatch(conds []v1.NodeCondition, resourceVersion string) ([]byte, error) {
+	doc := map[string]any{"status": map[string]any{"conditions": conds}}
+	if resourceVersion != "" {
+		doc["metadata"] = map[string]any{"resourceVersion": resourceVersion}
+	}
+	return json.Marshal(doc)
 }

@@ -1,6 +1,10 @@
 package contract
 
-import "testing"
+import (
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+)
 
 func TestMergePatch(t *testing.T) {
 	x, f := "x", false
@@ -21,6 +25,19 @@ func TestMergePatch(t *testing.T) {
 		}
 		if string(b) != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, b, tc.want)
+		}
+	}
+}
+
+func TestConditionsPatch(t *testing.T) {
+	conds := []v1.NodeCondition{{Type: "RebootRequired", Status: v1.ConditionTrue, Reason: "SentinelPresent"}}
+	for _, tc := range []struct{ rv, want string }{
+		{"", `{"status":{"conditions":[{"type":"RebootRequired","status":"True","lastHeartbeatTime":null,"lastTransitionTime":null,"reason":"SentinelPresent"}]}}`},
+		{"42", `{"metadata":{"resourceVersion":"42"},"status":{"conditions":[{"type":"RebootRequired","status":"True","lastHeartbeatTime":null,"lastTransitionTime":null,"reason":"SentinelPresent"}]}}`},
+	} {
+		got, err := ConditionsPatch(conds, tc.rv)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("ConditionsPatch(rv %q) = %s, %v; want %s", tc.rv, got, err, tc.want)
 		}
 	}
 }

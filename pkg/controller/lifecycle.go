@@ -6,7 +6,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
@@ -30,7 +29,7 @@ func (c *Controller) writeLifecycle(ctx context.Context, n *v1.Node, in decide.I
 	if len(cs) == 0 || c.cfg.DryRun {
 		return n, nil
 	}
-	data, err := LifecyclePatch(cs, n.ResourceVersion)
+	data, err := contract.ConditionsPatch(cs, n.ResourceVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -50,17 +49,6 @@ func (c *Controller) writeLifecycle(ctx context.Context, n *v1.Node, in decide.I
 	c.wrote(n.Name, written)
 	klog.FromContext(ctx).V(2).Info("Lifecycle conditions written", "conditions", lifecycleSummary(cs))
 	return written, nil
-}
-
-// LifecyclePatch renders lifecycle conditions as a strategic-merge patch of
-// a Node's status; a non-empty resourceVersion makes the API server refuse
-// it (409 Conflict) if the node changed since.
-func LifecyclePatch(cs []v1.NodeCondition, resourceVersion string) ([]byte, error) {
-	doc := map[string]any{"status": map[string]any{"conditions": cs}}
-	if resourceVersion != "" {
-		doc["metadata"] = map[string]any{"resourceVersion": resourceVersion}
-	}
-	return json.Marshal(doc)
 }
 
 func lifecycleSummary(cs []v1.NodeCondition) []string {

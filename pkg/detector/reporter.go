@@ -2,7 +2,6 @@ package detector
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -163,7 +162,7 @@ func untilHeartbeat(cond *v1.NodeCondition, now time.Time, heartbeat time.Durati
 // which merges conditions by type and leaves the others alone. It returns
 // the condition as stored and the node's new resource version.
 func (r *reporter) patch(ctx context.Context, cond v1.NodeCondition) (*v1.NodeCondition, string, error) {
-	body, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []v1.NodeCondition{cond}}})
+	body, err := contract.ConditionsPatch([]v1.NodeCondition{cond}, "")
 	if err != nil {
 		return nil, "", err
 	}
