@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -82,11 +81,9 @@ func (d Daemon) usage(fs *pflag.FlagSet) string {
 func (d Daemon) Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer klog.Flush()
 	fs := d.flagSet(io.Discard)
+	// --help is one of fs's flags, so Parse never answers pflag.ErrHelp.
 	err := fs.Parse(args)
 	switch {
-	case errors.Is(err, pflag.ErrHelp):
-		fmt.Fprint(stdout, d.usage(fs))
-		return ExitOK
 	case err != nil:
 		fmt.Fprintf(stderr, "%s: %v (see --help)\n", d.Component, err)
 		return ExitUsage
