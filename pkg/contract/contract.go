@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -160,8 +161,16 @@ func (s State) Active() bool { return s != StateIdle }
 // FormatTime formats t for the time annotations (RFC 3339, UTC, seconds).
 func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
+// errNoTime is ParseTime's error for an empty or missing annotation,
+// made once: the controller's admission pass reads the time annotations
+// of every node, and most nodes have none.
+var errNoTime = errors.New(`invalid time "": want RFC 3339, for example 2026-11-25T18:00:00Z`)
+
 // ParseTime parses a time annotation written by FormatTime.
 func ParseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errNoTime
+	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("invalid time %q: want RFC 3339, for example 2026-11-25T18:00:00Z", s)

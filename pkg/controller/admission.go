@@ -66,18 +66,18 @@ func (c *Controller) observeCluster(nodes []*v1.Node) ([]decide.Candidate, decid
 	counts := map[string]float64{}
 	expected := c.own.takesInFlight(nodes)
 	held := map[string]bool{}
-	present := make(map[string]bool, len(nodes))
-	for _, n := range nodes {
-		present[n.Name] = true
-	}
 	for _, name := range c.slots.Nodes() {
 		held[name] = true
-		if !present[name] {
-			// A node of the record that is gone: counted until
-			// its sync (on the delete) gives the slot back.
-			cl.Out++
+	}
+	// A node of the record that is gone is counted until its sync (on
+	// the delete) gives the slot back.
+	gone := len(held)
+	for _, n := range nodes {
+		if held[n.Name] {
+			gone--
 		}
 	}
+	cl.Out += gone
 	var free []*v1.Node // selected, not out
 	for _, n := range nodes {
 		if held[n.Name] || expected[n.Name] || decide.Marked(n) {

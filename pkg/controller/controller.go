@@ -182,12 +182,9 @@ func New(client kubernetes.Interface, recorder record.EventRecorder, clk clock.W
 	c.pods = drain.NewPodWatches(client, c.queue.Add)
 	c.witness = newWitness(clk, cfg.WitnessGrace, func(kind string) { metrics.WitnessMismatch.WithLabelValues(kind).Inc() })
 
-	// Nodes are large; the controller needs neither managed fields nor the
-	// list of images.
 	_ = nodeInformer.Informer().SetTransform(func(obj any) (any, error) {
 		if n, ok := obj.(*v1.Node); ok {
-			n.ManagedFields = nil
-			n.Status.Images = nil
+			trimNode(n)
 		}
 		return obj, nil
 	})

@@ -169,13 +169,22 @@ func (o *ownWrites) behind(n *v1.Node) bool {
 // this controller may still land on, and forgets the takes the cache moved
 // past or whose node is gone.
 func (o *ownWrites) takesInFlight(nodes []*v1.Node) map[string]bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string]bool{}
+	inFlight := 0
+	for _, r := range o.nodes {
+		if r.inFlight {
+			inFlight++
+		}
+	}
+	if inFlight == 0 {
+		return out // the usual case: no map of every node's version
+	}
 	rvs := make(map[string]string, len(nodes))
 	for _, n := range nodes {
 		rvs[n.Name] = n.ResourceVersion
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	out := map[string]bool{}
 	for name, r := range o.nodes {
 		if !r.inFlight {
 			continue

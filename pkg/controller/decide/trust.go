@@ -72,6 +72,10 @@ func RebootUnderWay(n *v1.Node) bool {
 	return r != "" && r == n.Status.NodeInfo.BootID
 }
 
+// controllerRecords are the annotations, besides pipelineMarks, that only
+// the controller writes on a node that holds a slot.
+var controllerRecords = []string{contract.AnnotationStateSince, contract.AnnotationStateReason, contract.AnnotationLabelsBefore}
+
 // foreign resets the controller-owned annotations of a node that holds no
 // slot: the controller did not put it out, so whoever wrote them is not the
 // controller. They are removed — never acted on, never advanced — and the
@@ -79,15 +83,19 @@ func RebootUnderWay(n *v1.Node) bool {
 // cordoned, and it did not cordon this one).
 func foreign(n *v1.Node) (Action, bool) {
 	var found []string
-	p := &Patch{Annotations: map[string]*string{}}
-	for _, k := range append(slices.Clone(pipelineMarks), contract.AnnotationStateSince, contract.AnnotationStateReason, contract.AnnotationLabelsBefore) {
-		if _, ok := n.Annotations[k]; ok {
-			found = append(found, k)
-			p.Annotations[k] = nil
+	for _, keys := range [][]string{pipelineMarks, controllerRecords} {
+		for _, k := range keys {
+			if _, ok := n.Annotations[k]; ok {
+				found = append(found, k)
+			}
 		}
 	}
 	if len(found) == 0 {
 		return Action{}, false
+	}
+	p := &Patch{Annotations: make(map[string]*string, len(found))}
+	for _, k := range found {
+		p.Annotations[k] = nil
 	}
 	slices.Sort(found)
 	return Action{Kind: Reset, Reason: contract.ReasonInvalidAnnotation, Patch: p,

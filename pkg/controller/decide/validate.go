@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/nodereboot/nodereboot/pkg/contract"
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/nodereboot/nodereboot/pkg/contract"
 )
 
 // garbage checks the controller's annotations and returns a Reset action
@@ -17,6 +19,9 @@ import (
 // drain.
 func garbage(in Input) (Action, bool) {
 	n := in.Node
+	if !carriesOurs(n) {
+		return Action{}, false // nothing to check: most nodes, on every admission pass
+	}
 	p := &Patch{Annotations: map[string]*string{}}
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -145,4 +150,15 @@ func badAuthorization(in Input, state contract.State, bad func(string, ...any), 
 func reset(p *Patch, problems []string) Action {
 	return Action{Kind: Reset, Reason: contract.ReasonInvalidAnnotation,
 		Message: "invalid annotations: " + strings.Join(problems, "; "), Patch: p}
+}
+
+// carriesOurs reports whether any of the node's annotations is under
+// contract.Prefix; garbage checks only those.
+func carriesOurs(n *v1.Node) bool {
+	for k := range n.Annotations {
+		if strings.HasPrefix(k, contract.Prefix) {
+			return true
+		}
+	}
+	return false
 }
