@@ -122,3 +122,47 @@ func TestDecideLinksNoClientGo(t *testing.T) {
 		}
 	}
 }
+
+// The controller caches trimmed nodes (pkg/controller trimNode): an update
+// of a cached node would erase the fields it dropped. The controller's
+// packages therefore write Nodes by patches only: no call of Update or
+// UpdateStatus on a Nodes() client in their non-test files.
+func TestControllerWritesNodesByPatchOnly(t *testing.T) {
+	fset := token.NewFileSet()
+	for _, dir := range []string{"../controller", "../drain", "../gates"} {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+			if err != nil {
+				return err
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				if call, ok := n.(*ast.CallExpr); ok && nodeUpdate(call) {
+					t.Errorf("%s: a Node written by an update; patch the fields instead", fset.Position(call.Pos()))
+				}
+				return true
+			})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// nodeUpdate reports whether call is X.Nodes().Update(…) or
+// X.Nodes().UpdateStatus(…).
+func nodeUpdate(call *ast.CallExpr) bool {
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	if !ok || (sel.Sel.Name != "Update" && sel.Sel.Name != "UpdateStatus") {
+		return false
+	}
+	inner, ok := sel.X.(*ast.CallExpr)
+	if !ok {
+		return false
+	}
+	s, ok := inner.Fun.(*ast.SelectorExpr)
+	return ok && s.Sel.Name == "Nodes"
+}
