@@ -15,7 +15,7 @@ import (
 // or without a request, is decided without allocating.
 func TestNodeAtRestAllocatesNothing(t *testing.T) {
 	for name, n := range map[string]*v1.Node{
-		"no request": node(cond(contract.DefaultConditionType, v1.ConditionFalse, ago(0))),
+		"no request":   node(cond(contract.DefaultConditionType, v1.ConditionFalse, ago(0))),
 		"no condition": node(),
 	} {
 		in := Input{Node: n, Config: &cfg0, Now: now}
