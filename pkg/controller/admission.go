@@ -72,14 +72,11 @@ func (c *Controller) observeCluster(nodes []*v1.Node) ([]decide.Candidate, decid
 	// A node of the record that is gone is counted until its sync (on
 	// the delete) gives the slot back.
 	gone := len(held)
+	var free []*v1.Node // selected, not out
 	for _, n := range nodes {
 		if held[n.Name] {
 			gone--
 		}
-	}
-	cl.Out += gone
-	var free []*v1.Node // selected, not out
-	for _, n := range nodes {
 		if held[n.Name] || expected[n.Name] || decide.Marked(n) {
 			cl.AddOut(n, &c.cfg.Decide)
 			counts[gaugeState(n, held[n.Name])]++
@@ -95,6 +92,7 @@ func (c *Controller) observeCluster(nodes []*v1.Node) ([]decide.Candidate, decid
 			cands = append(cands, decide.NewCandidate(n, a.RequestTime, &c.cfg.Decide))
 		}
 	}
+	cl.Out += gone
 	cl.CordonedByOthers = gates.CordonedByOthers(free)
 	if c.cfg.Decide.PoolLabel != "" {
 		cl.PoolsInUpgrade = gates.PoolsInUpgrade(free, c.cfg.Decide.PoolLabel, c.cfg.Decide.PoolVersionLabel)

@@ -172,27 +172,23 @@ func (o *ownWrites) takesInFlight(nodes []*v1.Node) map[string]bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := map[string]bool{}
-	inFlight := 0
-	for _, r := range o.nodes {
-		if r.inFlight {
-			inFlight++
-		}
+	if len(o.nodes) == 0 {
+		return out
 	}
-	if inFlight == 0 {
-		return out // the usual case: no map of every node's version
-	}
-	rvs := make(map[string]string, len(nodes))
+	// One pass over the cache, looking each node up in the (few) records.
+	present := map[string]bool{}
 	for _, n := range nodes {
-		rvs[n.Name] = n.ResourceVersion
+		if r, ok := o.nodes[n.Name]; ok && r.inFlight {
+			present[n.Name] = true
+			r.see(n.ResourceVersion)
+		}
 	}
 	for name, r := range o.nodes {
 		if !r.inFlight {
 			continue
 		}
-		if cur, ok := rvs[name]; ok {
-			r.see(cur)
-		} else {
-			r.inFlight = false
+		if !present[name] {
+			r.inFlight = false // the node is gone
 		}
 		if r.inFlight {
 			out[name] = true
